@@ -1,0 +1,34 @@
+"""kqv.reference: the float64 NumPy reference of transformer attention, and its mpmath oracle.
+
+The reference is the yardstick of kqv: each function computes one formula of the
+spec (``kqv.spec``) in float64 whatever the input dtype, and its docstring cites
+the clause ids it implements. :mod:`kqv.reference.oracle` evaluates the same
+formulas with mpmath at arbitrary precision, to judge the reference itself.
+
+- :func:`scaled_dot_product_attention`: ``softmax(Q K^T * scale + mask) V`` with the
+  contract of ``torch.nn.functional.scaled_dot_product_attention``
+  (clause ``attention.sdpa``);
+- :func:`attention_weights`: the weights ``P`` of that softmax, ``(..., L, S)``;
+- :func:`softmax`: the stable float64 softmax (clauses ``softmax.definition``,
+  ``softmax.stable``);
+- :func:`causal_mask`: the causal keep-mask, top-left or bottom-right
+  (clauses ``mask.causal.top-left``, ``mask.causal.bottom-right``);
+- :func:`multi_head_attention`: multi-head attention (clauses ``mha.*``);
+- :func:`sinusoidal_positional_encoding`: the sinusoidal positional encoding
+  (clauses ``pe.sinusoid``, ``pe.odd-d-model``).
+"""
+
+from .masking import causal_mask
+from .mha import multi_head_attention
+from .pe import sinusoidal_positional_encoding
+from .sdpa import attention_weights, scaled_dot_product_attention
+from .softmax import softmax
+
+__all__ = [
+    "attention_weights",
+    "causal_mask",
+    "multi_head_attention",
+    "scaled_dot_product_attention",
+    "sinusoidal_positional_encoding",
+    "softmax",
+]
