@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import difflib
 
-from . import attention, masking, multihead, output, positional, projections, scores, softmax
+from . import attention, gradients, masking, multihead, output, positional, projections, scores, softmax
 from .clause import Clause, Derivation, DerivationError, Step
 
-_MODULES = (projections, scores, masking, softmax, output, attention, multihead, positional)
+_MODULES = (projections, scores, masking, softmax, output, attention, multihead, positional, gradients)
 
 SECTIONS: list[tuple[str, str]] = [module.SECTION for module in _MODULES]
 

@@ -56,6 +56,11 @@ REQUIRED_IDS = [
     "pe.bounded",
     "pe.wavelengths",
     "pe.rotation",
+    "gradient.value",
+    "gradient.weights",
+    "gradient.scores",
+    "gradient.query",
+    "gradient.key",
 ]
 
 REQUIRED_DERIVATIONS = [
@@ -72,6 +77,11 @@ REQUIRED_DERIVATIONS = [
     "pe.bounded",
     "pe.wavelengths",
     "pe.rotation",
+    "gradient.value",
+    "gradient.weights",
+    "gradient.scores",
+    "gradient.query",
+    "gradient.key",
 ]
 
 ID_PATTERN = re.compile(r"^[a-z]+(\.[a-z0-9-]+)+$")
@@ -127,7 +137,8 @@ def test_ids_are_unique_and_follow_the_pattern() -> None:
 
 def test_sections_are_ordered_and_clauses_read_section_by_section() -> None:
     keys = [key for key, _ in SECTIONS]
-    assert keys == ["projections", "scores", "masking", "softmax", "output", "attention", "multihead", "positional"]
+    assert keys == ["projections", "scores", "masking", "softmax", "output", "attention", "multihead", "positional",
+                    "gradients"]
     assert all(title for _, title in SECTIONS)
     order = [keys.index(item.section) for item in ALL]
     assert order == sorted(order), "CLAUSES is not in reading order"
@@ -138,6 +149,7 @@ def test_required_ids_sit_in_their_sections() -> None:
     prefix_to_section = {
         "projection": "projections", "scores": "scores", "mask": "masking", "softmax": "softmax",
         "output": "output", "attention": "attention", "impl": "attention", "mha": "multihead", "pe": "positional",
+        "gradient": "gradients",
     }
     for identifier in REQUIRED_IDS:
         assert CLAUSES[identifier].section == prefix_to_section[identifier.split(".")[0]], identifier

@@ -1,0 +1,136 @@
+"""The documentation site builds warning-free (nitpicky, -W), renders every clause of kqv.spec with
+its anchor, and the clause extension turns an unknown clause id into a build error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from kqv.spec import CLAUSES
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+EXT = DOCS / "_ext"
+
+
+def _sphinx(source: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html",
+               "-d", str(out / ".doctrees"), str(source), str(out / "html")]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def _output(done: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+
+
+class _Ids(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.ids.extend(value for name, value in attrs if name == "id" and value)
+
+
+def _ids(page: Path) -> list[str]:
+    parser = _Ids()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.ids
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    done = _sphinx(DOCS, out)
+    assert done.returncode == 0, _output(done)
+    return out / "html"
+
+
+def test_every_clause_has_exactly_one_anchor_on_the_site(site: Path) -> None:
+    anchors: dict[str, list[str]] = {}
+    for page in sorted(site.glob("*.html")):
+        for element_id in _ids(page):
+            if element_id.startswith("clause-"):
+                anchors.setdefault(element_id.removeprefix("clause-"), []).append(page.name)
+    missing = [clause_id for clause_id in CLAUSES if clause_id not in anchors]
+    assert not missing, f"clauses without an anchor on the site: {missing}"
+    twice = {clause_id: pages for clause_id, pages in anchors.items() if len(pages) > 1}
+    assert not twice, f"clauses rendered more than once: {twice}"
+    assert set(anchors) == set(CLAUSES)
+
+
+def test_clause_role_links_to_the_anchor(site: Path) -> None:
+    gradients = (site / "gradients.html").read_text(encoding="utf-8")
+    assert 'href="masking.html#clause-mask.causal.independence"' in gradients
+
+
+def test_figures_are_generated(site: Path) -> None:
+    images = {image.name for image in (site / "_images").glob("*.png")}
+    assert any(name.startswith("masking") for name in images), images
+    assert any(name.startswith("positional") for name in images), images
+
+
+def _tiny_project(root: Path, index: str) -> Path:
+    source = root / "src"
+    source.mkdir()
+    (source / "conf.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(EXT)!r})\n"
+        "project = 'tiny'\n"
+        "extensions = ['myst_parser', 'sphinx.ext.mathjax', 'kqv_clauses']\n",
+        encoding="utf-8",
+    )
+    (source / "index.md").write_text(index, encoding="utf-8")
+    return source
+
+
+def test_unknown_clause_id_fails_the_build(tmp_path: Path) -> None:
+    source = _tiny_project(tmp_path, (
+        "# Tiny\n\n"
+        "```{clause} softmax.jacobain\n```\n\n"
+        "See {clause}`mask.causal.top-lefty`.\n"
+    ))
+    done = _sphinx(source, tmp_path / "out")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, _output(done)
+    assert "softmax.jacobain" in output and "did you mean 'softmax.jacobian'" in output, _output(done)
+    assert "mask.causal.top-lefty" in output and "'mask.causal.top-left'" in output, _output(done)
+
+
+def test_clause_rendered_twice_fails_the_build(tmp_path: Path) -> None:
+    source = _tiny_project(tmp_path, (
+        "# Tiny\n\n"
+        "```{clause} mask.bool\n```\n\n"
+        "```{clauses}\n:section: masking\n```\n"
+    ))
+    done = _sphinx(source, tmp_path / "out")
+    assert done.returncode != 0, _output(done)
+    assert "clause 'mask.bool' is rendered twice" in done.stdout + done.stderr, _output(done)
+
+
+def test_attention_page_has_both_figures(site: Path) -> None:
+    images = {image.name for image in (site / "_images").glob("attention-*.png")}
+    assert {"attention-1.png", "attention-2.png"} <= images, images
+
+
+def test_cli_page_is_generated_from_the_parser(site: Path) -> None:
+    from kqv.conformance.cli import build_parser
+
+    page = (site / "cli.html").read_text(encoding="utf-8")
+    assert 'id="kqv-cli-selfcheck"' in page
+    selfcheck = next(action for action in build_parser()._actions if action.dest == "command").choices["selfcheck"]
+    for action in selfcheck._actions:
+        for option in action.option_strings:
+            assert option in page, option
+    assert "cli.html" in (site / "index.html").read_text(encoding="utf-8")
+
+
+def test_gradients_page_renders_the_gradient_section(site: Path) -> None:
+    ids = set(_ids(site / "gradients.html"))
+    for clause_id in ("gradient.value", "gradient.weights", "gradient.scores", "gradient.query", "gradient.key",
+                      "softmax.jacobian"):
+        assert f"clause-{clause_id}" in ids, clause_id
