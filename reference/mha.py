@@ -123,11 +123,12 @@ def multi_head_attention(x_q: Any, x_kv: Any, w_q: Any, w_k: Any, w_v: Any, w_o:
         split_heads(value, c.num_heads),  # (B, h, S, d_v)
         attn_mask=c.attn_mask, is_causal=is_causal,
     )  # (B, h, L, d_v); scale None = 1/sqrt(d_k) of each head
-    output = _project(concat_heads(heads), c.weights["w_o"], None)  # (B, L, d_model)
+    output = _project(concat_heads(heads), c.weights["w_o"], c.biases.get("b_o"))  # (B, L, d_model)
     return output[0] if c.unbatched else output
 
 
 def _project(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """``x weight + bias`` (clauses ``projection.*`` and ``mha.output-projection``)."""
+    """``x weight + bias`` (clauses ``projection.query``, ``projection.key``, ``projection.value``,
+    ``mha.output-projection``)."""
     y = x @ weight
     return y if bias is None else y + bias

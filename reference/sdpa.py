@@ -79,9 +79,11 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     ``value (..., S, Ev)`` -> ``(..., L, Ev)``; the batch dims ``...`` (any number,
     none included) broadcast among the three.
 
-    Dtype (clause ``attention.dtype``): any floating input (float16, bfloat16,
-    float32, float64) is computed in float64 and the result is float64; integer,
-    bool and complex inputs raise :class:`TypeError`.
+    Dtype: any floating input (float16, bfloat16, float32, float64) is computed
+    in float64 and the result is float64, whatever the input dtype; integer, bool
+    and complex inputs raise :class:`TypeError`. (Clause ``attention.dtype`` asks
+    an implementation under test for the query's dtype; the reference is the
+    float64 yardstick, and the conformance layer casts it where it compares.)
 
     ``attn_mask``: bool (True = the key takes part, clause ``mask.bool``) or
     floating (added to the scores, ``-inf`` allowed, clause ``mask.additive``),

@@ -6,9 +6,8 @@ problems raise :class:`ValueError`; dtype problems raise :class:`TypeError`.
 
 The shape rules are those of clause ``attention.shape``: ``query`` is
 ``(..., L, E)``, ``key`` is ``(..., S, E)``, ``value`` is ``(..., S, Ev)``, their
-batch dims ``...`` broadcast, and a mask broadcasts to ``(..., L, S)``. The dtype
-rule is that of clause ``attention.dtype``: any floating input is accepted and the
-reference computes in float64.
+batch dims ``...`` broadcast, and a mask broadcasts to ``(..., L, S)``. Any
+floating input is accepted and the reference computes in float64.
 """
 
 from __future__ import annotations
@@ -120,6 +119,8 @@ def as_mask(attn_mask: Any, target: tuple[int, ...]) -> np.ndarray:
 
 def check_scale(scale: Any) -> float:
     """An explicit ``scale`` must be a finite real number (clause ``scores.scale.explicit``)."""
+    if isinstance(scale, np.ndarray) and scale.ndim == 0 and scale.dtype.kind in "iuf":
+        scale = scale.item()  # a 0-d array holding a number
     if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
         raise TypeError(f"scale: expected a finite real number or None, got {scale!r} ({type(scale).__name__})")
     value = float(scale)

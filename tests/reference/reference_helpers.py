@@ -175,9 +175,9 @@ def attention_cases(draw, *, mask_kinds=("none", "bool", "float"), causal=("none
     L, S = draw(st.integers(1, max_len)), draw(st.integers(1, max_len))
     e, ev = draw(st.integers(1, max_dim)), draw(st.integers(1, max_dim))
     magnitude = 10.0 ** draw(st.sampled_from([0, 0, 0, 1, 3, 6] if large_logits else [0]))
-    query = draw(hnp.arrays(np.float64, q_batch + (L, e), elements=finite_floats())) * magnitude
-    key = draw(hnp.arrays(np.float64, k_batch + (S, e), elements=finite_floats()))
-    value = draw(hnp.arrays(np.float64, v_batch + (S, ev), elements=finite_floats()))
+    query = draw(hnp.arrays(np.float64, q_batch + (L, e), elements=finite_floats(), fill=st.nothing())) * magnitude
+    key = draw(hnp.arrays(np.float64, k_batch + (S, e), elements=finite_floats(), fill=st.nothing()))
+    value = draw(hnp.arrays(np.float64, v_batch + (S, ev), elements=finite_floats(), fill=st.nothing()))
     kind = draw(st.sampled_from(mask_kinds))
     alignment = draw(st.sampled_from(causal))
     is_causal = alignment != "none"
@@ -188,8 +188,8 @@ def attention_cases(draw, *, mask_kinds=("none", "bool", "float"), causal=("none
     if torch_compatible:  # torch broadcasts the mask to the scores, whose batch leaves out value's
         batch = tuple(np.broadcast_shapes(q_batch, k_batch))
     mask_shape = draw(st.sampled_from([batch + (L, S), (L, S), (1,) * len(batch) + (L, S)]))
-    # The key every row keeps: 0 under top-left causal, the last one under bottom-right.
-    always = S - 1 if (is_causal and alignment == "bottom-right") else 0
+    # Key 0 is seen by every query under both causal rules (bottom-right has L <= S here).
+    always = 0
     mask = None
     if kind == "bool":
         mask = draw(hnp.arrays(np.bool_, mask_shape))
@@ -197,7 +197,7 @@ def attention_cases(draw, *, mask_kinds=("none", "bool", "float"), causal=("none
             mask[..., always] = True
     elif kind == "float":
         elements = st.one_of(finite_floats(5.0), st.just(-np.inf))
-        mask = draw(hnp.arrays(np.float64, mask_shape, elements=elements))
+        mask = draw(hnp.arrays(np.float64, mask_shape, elements=elements, fill=st.nothing()))
         if keep_one:
             mask[..., always] = draw(finite_floats(5.0))
     scale = None

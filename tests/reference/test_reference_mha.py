@@ -21,7 +21,7 @@ def mha_cases(draw, max_batch=2, max_len=4):
     d_model = heads * d_k
     B, L, S = draw(st.integers(1, max_batch)), draw(st.integers(1, max_len)), draw(st.integers(1, max_len))
     floats = st.floats(-2, 2, allow_nan=False, width=64)
-    array = lambda shape: draw(hnp.arrays(np.float64, shape, elements=floats))  # noqa: E731
+    array = lambda shape: draw(hnp.arrays(np.float64, shape, elements=floats, fill=st.nothing()))  # noqa: E731
     x_q, x_kv = array((B, L, d_model)), array((B, S, d_model))
     in_proj_weight, in_proj_bias = array((3 * d_model, d_model)), array((3 * d_model,))
     out_weight, out_bias = array((d_model, d_model)), array((d_model,))

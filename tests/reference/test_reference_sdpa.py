@@ -212,3 +212,51 @@ def test_tied_huge_logits_share_weight() -> None:
     query = np.array([[-1e300]])
     key = np.array([[1.0], [1.0]])
     np.testing.assert_array_equal(scaled_dot_product_attention(query, key, value[:2], scale=1.0), [[3.0]])
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@settings(max_examples=60, deadline=None)
+@given(attention_cases(large_logits=False, torch_compatible=True))
+def test_output_in_convex_hull_of_kept_values(case) -> None:
+    """Each output is a convex combination of the kept values (clause output.convex-hull), up to rounding."""
+    got = scaled_dot_product_attention(case.query, case.key, case.value, **case.kwargs())
+    keep = np.broadcast_to(keep_mask_of(case)[..., None], got.shape[:-1] + case.value.shape[-2:])  # (..., L, S, Ev)
+    value = np.broadcast_to(np.expand_dims(case.value, -3), keep.shape)  # (..., L, S, Ev)
+    low = np.min(np.where(keep, value, np.inf), axis=-2)
+    high = np.max(np.where(keep, value, -np.inf), axis=-2)
+    slack = 16 * (case.key.shape[-2] + 2) * 2.0**-53 * np.max(np.abs(value), axis=-2)
+    assert np.all(got >= low - slack) and np.all(got <= high + slack)
+
+
+@settings(max_examples=60, deadline=None)
+@given(attention_cases(torch_compatible=True), st.randoms(use_true_random=False))
+def test_permuting_keys_and_values_together_changes_nothing(case, random) -> None:
+    """Attention is a set function of the (key, value) pairs (clause attention.permutation.keys)."""
+    if case.is_causal:
+        case.attn_mask, case.is_causal = keep_mask_of(case), False
+    S = case.key.shape[-2]
+    order = list(range(S))
+    random.shuffle(order)
+    mask = None if case.attn_mask is None else case.attn_mask[..., order]
+    got = scaled_dot_product_attention(case.query, case.key, case.value, **case.kwargs())
+    permuted = scaled_dot_product_attention(case.query, case.key[..., order, :], case.value[..., order, :],
+                                            attn_mask=mask, scale=case.scale)
+    weights = attention_weights(case.broadcast_query(), case.key, **case.kwargs())
+    bound = 2 * sdpa_bound(case.query, case.key, case.value, weights, scale=case.scale, additive=case.additive())
+    assert np.all(np.abs(got - permuted) <= bound)
+
+
+def test_batch_elements_are_independent_and_inputs_unmodified() -> None:
+    """Clauses attention.batch-independence and impl.inputs-unmodified."""
+    rng = np.random.default_rng(9)
+    query, key, value = rng.standard_normal((3, 4, 5)), rng.standard_normal((3, 6, 5)), rng.standard_normal((3, 6, 2))
+    mask = rng.random((3, 4, 6)) < 0.6
+    copies = [a.copy() for a in (query, key, value, mask)]
+    batched = scaled_dot_product_attention(query, key, value, attn_mask=mask, masked_rows="uniform")
+    for b in range(3):
+        single = scaled_dot_product_attention(query[b], key[b], value[b], attn_mask=mask[b], masked_rows="uniform")
+        np.testing.assert_allclose(single, batched[b], rtol=1e-15, atol=1e-16)
+    for original, copy in zip((query, key, value, mask), copies):
+        np.testing.assert_array_equal(original, copy)
