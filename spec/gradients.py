@@ -37,7 +37,7 @@ Closed = Callable[..., sympy.ImmutableMatrix]
 
 # The explicit case: L = S = d_k = d_v = 2, a symbolic scale.
 _SIZE = 2
-_scale = sympy.Symbol("s", positive=True)
+_scale = s
 
 
 def _m(name: str) -> Matrix:
@@ -144,34 +144,30 @@ def _end_to_end(queries: Matrix, keys: Matrix, values: Matrix, upstream: Matrix)
     return loss, d_scores
 
 
-def query_derivation(closed: Closed = _query_closed) -> Derivation:
-    """``dQ = closed(s, dA, K, Q)`` on the explicit case: first locally, then end to end."""
+def _input_derivation(name: str, pick: Callable[..., sympy.ImmutableMatrix], closed: Closed) -> Derivation:
+    """``d<name> = closed(s, dA, K, Q)`` on the explicit case: first locally, then end to end."""
     queries, keys, values, upstream, d_scores = _m("q"), _m("k"), _m("v"), _m("g"), _m("b")
+    wrt = pick(queries, keys)
     local = _sum_product(d_scores, _scale * queries * keys.T)
     loss, chained = _end_to_end(queries, keys, values, upstream)
     return Derivation((
-        gradient_step("L = S = d_k = 2: sympy differentiates l = sum(dA * A) with A = s Q K^T by each entry of Q",
-                      local, queries, closed(_scale, d_scores, keys, queries)),
+        gradient_step(f"L = S = d_k = 2: sympy differentiates l = sum(dA * A) with A = s Q K^T by each entry of {name}",
+                      local, wrt, closed(_scale, d_scores, keys, queries)),
         gradient_step("end to end, L = S = d_k = d_v = 2: l = sum(dO * O) with O = softmax(s Q K^T) V, "
                       "and dA = b given by clauses gradient.weights and gradient.scores",
-                      loss, queries, closed(_scale, d_scores, keys, queries),
+                      loss, wrt, closed(_scale, d_scores, keys, queries),
                       where=dict(zip(d_scores, chained))),
     ))
+
+
+def query_derivation(closed: Closed = _query_closed) -> Derivation:
+    """``dQ = closed(s, dA, K, Q)`` on the explicit case: first locally, then end to end."""
+    return _input_derivation("Q", lambda queries, keys: queries, closed)
 
 
 def key_derivation(closed: Closed = _key_closed) -> Derivation:
     """``dK = closed(s, dA, K, Q)`` on the explicit case: first locally, then end to end."""
-    queries, keys, values, upstream, d_scores = _m("q"), _m("k"), _m("v"), _m("g"), _m("b")
-    local = _sum_product(d_scores, _scale * queries * keys.T)
-    loss, chained = _end_to_end(queries, keys, values, upstream)
-    return Derivation((
-        gradient_step("L = S = d_k = 2: sympy differentiates l = sum(dA * A) with A = s Q K^T by each entry of K",
-                      local, keys, closed(_scale, d_scores, keys, queries)),
-        gradient_step("end to end, L = S = d_k = d_v = 2: l = sum(dO * O) with O = softmax(s Q K^T) V, "
-                      "and dA = b given by clauses gradient.weights and gradient.scores",
-                      loss, keys, closed(_scale, d_scores, keys, queries),
-                      where=dict(zip(d_scores, chained))),
-    ))
+    return _input_derivation("K", lambda queries, keys: keys, closed)
 
 
 _UPSTREAM = {"dO": "the gradient of the loss with respect to the output O, (L, d_v)"}
