@@ -35,9 +35,8 @@ dK = sympy.MatrixSymbol("dK", S, d_k)
 Matrix = sympy.ImmutableMatrix
 Closed = Callable[..., sympy.ImmutableMatrix]
 
-# The explicit case: L = S = d_k = d_v = 2, a symbolic scale.
+# The explicit case: L = S = d_k = d_v = 2, with the symbolic scale s.
 _SIZE = 2
-_scale = s
 
 
 def _m(name: str) -> Matrix:
@@ -138,7 +137,7 @@ def scores_derivation(closed: Closed = _scores_closed) -> Derivation:
 
 def _end_to_end(queries: Matrix, keys: Matrix, values: Matrix, upstream: Matrix) -> tuple[sympy.Expr, Matrix]:
     """The loss ``sum(dO * O)`` of attention and the closed-form ``dA`` from the clauses above."""
-    weights = symbolic.softmax_rows(_scale * queries * keys.T)
+    weights = symbolic.softmax_rows(s * queries * keys.T)
     loss = _sum_product(upstream, weights * values)
     d_scores = _scores_closed(weights, _weights_closed(upstream, values))
     return loss, d_scores
@@ -148,14 +147,14 @@ def _input_derivation(name: str, pick: Callable[..., sympy.ImmutableMatrix], clo
     """``d<name> = closed(s, dA, K, Q)`` on the explicit case: first locally, then end to end."""
     queries, keys, values, upstream, d_scores = _m("q"), _m("k"), _m("v"), _m("g"), _m("b")
     wrt = pick(queries, keys)
-    local = _sum_product(d_scores, _scale * queries * keys.T)
+    local = _sum_product(d_scores, s * queries * keys.T)
     loss, chained = _end_to_end(queries, keys, values, upstream)
     return Derivation((
         gradient_step(f"L = S = d_k = 2: sympy differentiates l = sum(dA * A) with A = s Q K^T by each entry of {name}",
-                      local, wrt, closed(_scale, d_scores, keys, queries)),
+                      local, wrt, closed(s, d_scores, keys, queries)),
         gradient_step("end to end, L = S = d_k = d_v = 2: l = sum(dO * O) with O = softmax(s Q K^T) V, "
                       "and dA = b given by clauses gradient.weights and gradient.scores",
-                      loss, wrt, closed(_scale, d_scores, keys, queries),
+                      loss, wrt, closed(s, d_scores, keys, queries),
                       where=dict(zip(d_scores, chained))),
     ))
 
