@@ -2,7 +2,7 @@
 
 Each result names the clause ids it enforces. The reference is compared with the
 mpmath oracle (50 digits) on seeded random cases; its error is judged against the
-forward-error bound of :func:`_bound` (clause ``attention.accuracy``);
+float64 bound of the tolerance model (:mod:`kqv.conformance.tolerance`, clause ``attention.accuracy``);
 torch, where installed, must agree within twice that bound (clause ``attention.sdpa``).
 """
 
@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
-
-UNIT_ROUNDOFF_FLOAT64 = 2.0**-53
-
 
 @dataclass
 class Result:
@@ -51,29 +48,16 @@ def _random_case(rng: np.random.Generator):
 
 
 def _bound(query, key, value, mask, is_causal=False) -> np.ndarray:
-    """Allowed float64 error of each output element (clause ``attention.accuracy``).
+    """Allowed float64 error of each output element: the tolerance model at float64 (clause ``attention.accuracy``).
 
-    With ``u = 2**-53``, ``A_ij = s sum_e |q_ie| |k_je|`` and ``x_ij`` the scores:
-    each exponent is off by at most ``D_i = (E + 4) u max_j A_ij + 2 u max_j |x_ij - max_k x_ik|``,
-    which moves each weight by a factor within ``exp(+-2 D_i)``; the sums add ``(S + 4) u``:
-    ``|o_ic - exact| <= (expm1(2 D_i) + (S + 4) u) sum_j p_ij |v_jc| + u |o_ic|``.
+    :func:`kqv.conformance.tolerance.sdpa_expectation` with ``u_s = u_a = 2**-53``; the same model
+    judges every backend in ``kqv check``.
     """
-    from kqv.reference import attention_weights
+    from .cases import SdpaInputs
+    from .tolerance import Precision, sdpa_expectation
 
-    u = UNIT_ROUNDOFF_FLOAT64
-    source, e = key.shape[-2:]
-    scale = 1.0 / np.sqrt(e)
-    weights = attention_weights(query, key, attn_mask=mask, is_causal=is_causal)
-    kept = weights > 0
-    scores = scale * (query @ np.swapaxes(key, -1, -2))
-    magnitudes = scale * (np.abs(query) @ np.swapaxes(np.abs(key), -1, -2))
-    row_max = np.max(np.where(kept, scores, -np.inf), axis=-1, keepdims=True)
-    spread = np.max(np.where(kept, np.abs(scores - row_max), 0.0), axis=-1)
-    exponent_error = (e + 4) * u * np.max(np.where(kept, magnitudes, 0.0), axis=-1) + 2 * u * spread
-    relative = np.expm1(2 * exponent_error) + (source + 4) * u
-    output = weights @ value
-    bound = relative[..., None] * (weights @ np.abs(value)) + u * np.abs(output)
-    return np.maximum(bound, np.finfo(np.float64).tiny)
+    judged = sdpa_expectation(SdpaInputs(query, key, value, mask, is_causal), Precision.of("float64"))
+    return np.maximum(judged.bound, np.finfo(np.float64).tiny)
 
 
 def _oracle_agreement(seed: int, cases: int) -> Iterator[Result]:

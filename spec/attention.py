@@ -163,28 +163,34 @@ batch_independence = Clause(
     section=SECTION[0],
 )
 
-u = sympy.Symbol("u", positive=True)
+u_s = sympy.Symbol("u_s", positive=True)
+u_a = sympy.Symbol("u_a", positive=True)
+eta = sympy.Symbol("eta_s", positive=True)
 _exact = sympy.MatrixSymbol("O^*", L, E_v)
 _weights = sympy.MatrixSymbol("P", L, S)
 _scores = sympy.MatrixSymbol("A", L, S)
 _magnitude = s * sympy.Sum(sympy.Abs(_query[i, e]) * sympy.Abs(_key[j, e]), (e, 0, E - 1))
 _spread = sympy.Abs(_scores[i, j] - Maximum(_scores[i, k], k))
-_exponent_error = (E + 4) * u * Maximum(_magnitude, j) + 2 * u * Maximum(_spread, j)
-_bound = ((sympy.exp(2 * _exponent_error) - 1 + (S + 4) * u)
-          * sympy.Sum(_weights[i, j] * sympy.Abs(_value[j, c]), (j, 0, S - 1))
-          + u * sympy.Abs(_exact[i, c]))
+_exponent_error = Maximum((E + 2) * u_a * _magnitude + 6 * u_s * (_magnitude + sympy.Abs(M[i, j])) + 3 * u_s * _spread, j)
+_growth = 2 * _exponent_error + 4 * u_s + (4 * S + 4) * u_a
+_bound = (sympy.exp(_growth) - 1) * sympy.Sum(_weights[i, j] * sympy.Abs(_value[j, c]), (j, 0, S - 1)) \
+    + u_s * sympy.Abs(_exact[i, c]) + 2 * eta * (sympy.Sum(sympy.Abs(_value[j, c]), (j, 0, S - 1)) + S + 1)
 
 accuracy = Clause(
     id="attention.accuracy",
     title="Forward-error bound",
     statement=(
-        "On the same rounded inputs, each output entry is within B_ic of the exact O*_ic: B_ic = (exp(2 D_i) - 1 + (S + 4) u) "
-        "sum_j P_ij |V_jc| + u |O*_ic|, D_i = (E + 4) u max_j s sum_e |Q_ie||K_je| + 2 u max_j |A_ij - max_k A_ik|, "
-        "u the unit roundoff (2^-53 in float64), j and k over the kept keys."
+        "On the same inputs rounded to the dtype, each output entry is within B_ic of the exact O*_ic: "
+        "B_ic = expm1(2 D_i + 4 u_s + (4 S + 4) u_a) sum_j P_ij |V_jc| + u_s |O*_ic| + 2 eta_s (sum_j |V_jc| + S + 1), "
+        "D_i = max_j [(E + 2) u_a s sum_e |Q_ie||K_je| + 6 u_s (s sum_e |Q_ie||K_je| + |M_ij|) + 3 u_s |A_ij - max_k A_ik|], "
+        "u_s the unit roundoff of the dtype, u_a that of the accumulation (float32 for float16 and bfloat16 unless "
+        "declared), eta_s half the dtype's subnormal spacing, j and k over the kept keys."
     ),
     expr=sympy.Le(sympy.Abs(O[i, c] - _exact[i, c]), _bound),
     section=SECTION[0],
-    symbols={"u": "unit roundoff", "O^*": "exact output", "A": "scores", "P": "weights"},
+    symbols={"u_s": "unit roundoff of the storage dtype", "u_a": "unit roundoff of the accumulation",
+             "eta_s": "half the subnormal spacing of the dtype", "O^*": "exact output", "A": "scores (mask included)",
+             "P": "weights", "M": "additive mask"},
 )
 
 finite = Clause(

@@ -83,6 +83,12 @@ class Concat(MatrixExpr):
         return r"\operatorname{Concat}\left(%s\right)" % ", ".join(printer._print(a) for a in self.args)
 
 
+def _grouped(body, printer) -> str:
+    """The LaTeX of a reduction's body, in parentheses when it is a sum or a product."""
+    text = printer._print(body)
+    return r"\left(%s\right)" % text if isinstance(body, (sympy.Add, sympy.Mul)) else text
+
+
 class Maximum(sympy.Function):
     """``Maximum(x, k)``: the largest value of ``x`` over the bound index ``k``."""
 
@@ -90,7 +96,7 @@ class Maximum(sympy.Function):
 
     def _latex(self, printer):
         body, index = self.args
-        return r"\max_{%s} %s" % (printer._print(index), printer._print(body))
+        return r"\max_{%s} %s" % (printer._print(index), _grouped(body, printer))
 
 
 class Minimum(sympy.Function):
@@ -100,5 +106,5 @@ class Minimum(sympy.Function):
 
     def _latex(self, printer):
         body, index = self.args
-        return r"\min_{%s} %s" % (printer._print(index), printer._print(body))
+        return r"\min_{%s} %s" % (printer._print(index), _grouped(body, printer))
 

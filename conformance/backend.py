@@ -1,0 +1,80 @@
+"""A backend: a callable under test, its declaration, and the adapter to its arrays.
+
+:func:`invoke` is the one place a backend is called: it converts the NumPy inputs with the
+adapter, calls the function with the contract's argument names, and turns anything but a proper
+array back (an exception, another type, another device) into a :class:`BackendError`, which fails
+the clause being checked and lets the run go on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .adapters import Adapter, NumpyAdapter, OutputTypeError
+from .declaration import Declaration
+
+
+class BackendError(Exception):
+    """The backend raised, or returned something other than an array of its own type."""
+
+
+@dataclass
+class Backend:
+    """A callable following the ``declaration.kind`` contract, with the adapter of its array type."""
+
+    name: str
+    fn: Callable[..., Any]
+    declaration: Declaration = field(default_factory=Declaration)
+    adapter: Adapter = field(default_factory=NumpyAdapter)
+    description: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.declaration.kind
+
+    def unavailable(self) -> str | None:
+        """Why this backend cannot run here, or None."""
+        return self.adapter.unavailable()
+
+
+@dataclass
+class Invocation:
+    """One call: the backend's own input arrays (to check later that they are unchanged) and the output."""
+
+    natives: dict[str, Any]
+    output: np.ndarray
+
+
+def invoke(backend: Backend, args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...],
+           layout: str = "contiguous") -> Invocation:
+    """Call ``backend.fn(*args, **kwargs)`` with every NumPy array converted by the adapter in ``layout``.
+
+    ``names`` names the positional arguments (for the messages and for :attr:`Invocation.natives`);
+    ``layout`` applies to them, keyword arrays (masks, biases) are passed contiguous.
+    """
+    natives: dict[str, Any] = {}
+    converted: dict[int, Any] = {}  # the same NumPy array twice (self-attention) is the same native array twice
+
+    def convert(name: str, value: Any, how: str) -> Any:
+        if isinstance(value, np.ndarray):
+            if id(value) not in converted:
+                converted[id(value)] = backend.adapter.to_native(value, how)
+            natives[name] = converted[id(value)]
+            return natives[name]
+        return value
+
+    call_args = tuple(convert(name, value, layout) for name, value in zip(names, args))
+    call_kwargs = {name: convert(name, value, "contiguous") for name, value in kwargs.items()}
+    try:
+        result = backend.fn(*call_args, **call_kwargs)
+    except Exception as error:  # noqa: BLE001 - any failure of the backend is a finding, not a crash
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise BackendError(f"the backend raised {type(error).__name__}: {message}"[:500]) from error
+    try:
+        output = backend.adapter.to_numpy(result)
+    except OutputTypeError as error:
+        raise BackendError(f"the backend {error}") from error
+    return Invocation(natives, output)

@@ -1,0 +1,51 @@
+"""The NumPy reference as a backend of all three kinds.
+
+The reference computes in float64 whatever its input; as a backend under test it owes the
+output in the query's dtype (clause ``attention.dtype``), so these wrappers round the float64
+result once to that dtype. ``pe`` returns float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kqv.reference import multi_head_attention, scaled_dot_product_attention, sinusoidal_positional_encoding
+
+from ..backend import Backend
+from ..declaration import Declaration
+from ..dtypes import DTYPES, bfloat16_missing
+
+DESCRIPTION = "kqv.reference (float64 NumPy), output rounded to the input dtype"
+
+
+def _dtypes() -> tuple[str, ...]:
+    return DTYPES if bfloat16_missing() is None else tuple(d for d in DTYPES if d != "bfloat16")
+
+
+def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """``softmax(Q K^T * scale + mask) V`` in float64, rounded to ``query.dtype`` (clause ``attention.sdpa``)."""
+    out = scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p,
+                                       is_causal=is_causal, scale=scale)
+    return out.astype(query.dtype)
+
+
+def mha(x_q, x_kv, w_q, w_k, w_v, w_o, b_q=None, b_k=None, b_v=None, b_o=None, *, num_heads, attn_mask=None,
+        is_causal=False):
+    """Multi-head attention in float64, rounded to ``x_q.dtype`` (clauses ``mha.*``)."""
+    out = multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, b_q, b_k, b_v, b_o, num_heads=num_heads,
+                               attn_mask=attn_mask, is_causal=is_causal)
+    return out.astype(x_q.dtype)
+
+
+def pe(length, d_model):
+    """The sinusoidal positional encoding in float64 (clause ``pe.sinusoid``)."""
+    return np.asarray(sinusoidal_positional_encoding(length, d_model))
+
+
+def backends() -> dict[str, Backend]:
+    common = dict(masked_rows="zeros", causal_alignment="top-left")
+    return {
+        "sdpa": Backend("numpy", sdpa, Declaration(kind="sdpa", dtypes=_dtypes(), **common), description=DESCRIPTION),
+        "mha": Backend("numpy", mha, Declaration(kind="mha", dtypes=_dtypes(), **common), description=DESCRIPTION),
+        "pe": Backend("numpy", pe, Declaration(kind="pe", dtypes=("float64",)), description=DESCRIPTION),
+    }

@@ -1,0 +1,158 @@
+"""pe checks: the sinusoidal positional encoding against the float64 reference.
+
+A wrong encoding is matched against the variants found in the wild (concatenated ``[sin | cos]``
+halves, ``half_dim - 1`` in the exponent's denominator, sine and cosine swapped, positions counted
+from 1), so that a failure names the variant instead of only saying "wrong".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kqv.reference import sinusoidal_positional_encoding
+
+from ..backend import BackendError, invoke
+from ..compare import mismatch
+from ..dtypes import DTYPES, UNIT_ROUNDOFF, as_float64, name_of
+from ..strategies import pe_cases
+from ..tolerance import Precision, pe_bound
+from .registry import CheckFailure, check
+
+U64 = UNIT_ROUNDOFF["float64"]
+
+
+def _frequencies(d_model: int, denominator: float) -> np.ndarray:
+    return np.power(10000.0, -np.arange(0, d_model, 2) / denominator)  # (ceil(d_model/2),)
+
+
+def _halves(length: int, d_model: int, denominator: float) -> np.ndarray:
+    half = d_model // 2
+    angle = np.arange(length)[:, None] * _frequencies(2 * half, denominator)[None, :half]
+    out = np.zeros((length, d_model))
+    out[:, :half], out[:, half:2 * half] = np.sin(angle), np.cos(angle)
+    return out
+
+
+def _swapped(length: int, d_model: int) -> np.ndarray:
+    angle = np.arange(length)[:, None] * _frequencies(d_model, d_model)[None, :]
+    out = np.empty((length, d_model))
+    out[:, 0::2], out[:, 1::2] = np.cos(angle), np.sin(angle[:, :d_model // 2])
+    return out
+
+
+def _from_one(length: int, d_model: int) -> np.ndarray:
+    return sinusoidal_positional_encoding(length + 1, d_model)[1:]
+
+
+VARIANTS = {
+    "concatenated halves [sin | cos]": lambda n, d: _halves(n, d, d),
+    "concatenated halves [sin | cos] with half_dim - 1 in the exponent's denominator":
+        lambda n, d: _halves(n, d, 2 * max(d // 2 - 1, 1)),
+    "interleaved with cos in the even columns and sin in the odd ones": _swapped,
+    "positions counted from 1 instead of 0": _from_one,
+}
+
+
+def call(backend, case) -> np.ndarray:
+    try:
+        return invoke(backend, (case.length, case.d_model), {}, ("length", "d_model")).output
+    except BackendError as error:
+        raise CheckFailure(str(error)) from None
+
+
+def encode(backend, case):
+    """The backend's PE as float64 and the precision of the dtype it returned."""
+    result = call(backend, case)
+    if result.shape != (case.length, case.d_model):
+        raise CheckFailure(f"output shape {result.shape}, expected {(case.length, case.d_model)} = (length, d_model)")
+    dtype = name_of(result.dtype)
+    if dtype not in DTYPES:
+        raise CheckFailure(f"output dtype {dtype}, expected one of {', '.join(DTYPES)}")
+    if dtype not in backend.declaration.dtypes:
+        raise CheckFailure(f"output dtype {dtype}, but the backend declares {', '.join(backend.declaration.dtypes)}")
+    return as_float64(result), Precision.of(dtype, backend.declaration.accumulation)
+
+
+def _variant(result, bound, case) -> str:
+    for name, make in VARIANTS.items():
+        if mismatch(result, make(case.length, case.d_model), bound) is None:
+            return f"; the output matches the variant \"{name}\""
+    return ""
+
+
+def judge(backend, case) -> None:
+    result, precision = encode(backend, case)
+    bound = pe_bound(case.length, case.d_model, precision)
+    found = mismatch(result, sinusoidal_positional_encoding(case.length, case.d_model), bound, "the PE")
+    if found is not None:
+        raise CheckFailure(str(found) + _variant(result, bound, case))
+
+
+@check("pe.sinusoid", "pe", lambda d, dtype, p: pe_cases(p), per_dtype=False)
+def sinusoid(backend, case, context):
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(the same angle)."""
+    judge(backend, case)
+
+
+@check("pe.odd-d-model", "pe", lambda d, dtype, p: pe_cases(p, parity="odd"), per_dtype=False)
+def odd_d_model(backend, case, context):
+    """An odd d_model keeps its last, unpaired sine column."""
+    judge(backend, case)
+
+
+@check("pe.bounded", "pe", lambda d, dtype, p: pe_cases(p), per_dtype=False)
+def bounded(backend, case, context):
+    """|PE| <= 1, and each sine-cosine pair lies on the unit circle."""
+    result, precision = encode(backend, case)
+    bound = pe_bound(case.length, case.d_model, precision)
+    found = mismatch(np.abs(result), np.minimum(np.abs(result), 1.0), bound, "|PE|")
+    if found is None:
+        pairs = case.d_model // 2
+        radius = result[:, 0:2 * pairs:2] ** 2 + result[:, 1:2 * pairs:2] ** 2  # (length, pairs)
+        pair_bound = 3 * bound[:, 0:2 * pairs:2] + 2 * bound[:, 0:2 * pairs:2] ** 2 + 4 * U64
+        found = mismatch(radius, np.ones_like(radius), pair_bound, "PE(pos, 2i)^2 + PE(pos, 2i+1)^2")
+    if found is not None:
+        raise CheckFailure(str(found))
+
+
+@check("pe.wavelengths", "pe", lambda d, dtype, p: pe_cases(p, parity="even", min_length=2, min_d_model=2),
+       per_dtype=False)
+def wavelengths(backend, case, context):
+    """Pair i turns by w_i = 10000^(-2i/d_model) per position: wavelengths 2 pi 10000^(2i/d_model)."""
+    result, precision = encode(backend, case)
+    bound = pe_bound(case.length, case.d_model, precision)
+    measured = np.arctan2(result[1, 0::2], result[1, 1::2])  # (d_model/2,): the angle at pos = 1
+    expected = _frequencies(case.d_model, case.d_model)
+    found = mismatch(measured, expected, 3 * bound[1, 0::2] + 4 * U64, "the frequencies (the angles at pos = 1)")
+    if found is not None:
+        ratios = expected[1:] / expected[:-1] if len(expected) > 1 else np.array([])
+        seen = measured[1:] / measured[:-1] if len(measured) > 1 else np.array([])
+        raise CheckFailure(f"{found}; measured frequencies {np.array2string(measured[:6], precision=6)}, expected "
+                           f"{np.array2string(expected[:6], precision=6)} (ratio {ratios[0] if len(ratios) else 1:.6g} "
+                           f"per pair, measured {seen[0] if len(seen) else 1:.6g})")
+
+
+@check("pe.rotation", "pe", lambda d, dtype, p: pe_cases(p, parity="even", min_length=2, min_d_model=2),
+       per_dtype=False)
+def rotation(backend, case, context):
+    """PE(pos + k) is PE(pos) with pair i rotated by the angle k w_i."""
+    result, precision = encode(backend, case)
+    bound = pe_bound(case.length, case.d_model, precision)
+    shift = max(1, case.length // 3)
+    angle = shift * _frequencies(case.d_model, case.d_model)  # (pairs,)
+    sin_now, cos_now = result[:-shift, 0::2], result[:-shift, 1::2]  # (length - k, pairs)
+    rotated = np.empty_like(result[shift:])
+    rotated[:, 0::2] = np.cos(angle) * sin_now + np.sin(angle) * cos_now  # sin(a + b)
+    rotated[:, 1::2] = -np.sin(angle) * sin_now + np.cos(angle) * cos_now  # cos(a + b)
+    allowed = bound[shift:] + 2 * bound[:-shift] + 8 * U64 * (1 + np.abs(np.repeat(angle, 2)))
+    found = mismatch(result[shift:], rotated, allowed, f"PE(pos + {shift}) against R({shift} w_i) PE(pos)")
+    if found is not None:
+        raise CheckFailure(str(found))
+
+
+@check("impl.determinism", "pe", lambda d, dtype, p: pe_cases(p), per_dtype=False)
+def determinism(backend, case, context):
+    """Two calls give bitwise identical encodings."""
+    first, second = call(backend, case), call(backend, case)
+    if first.tobytes() != second.tobytes() or first.shape != second.shape:
+        raise CheckFailure("two calls with the same length and d_model gave different outputs")

@@ -1,0 +1,49 @@
+"""The Markdown form of a report: the matrix per kind, the conventions, then every failure in full."""
+
+from __future__ import annotations
+
+from kqv.spec import CLAUSES
+
+from .links import clause_url
+from .matrix import conventions, kinds, matrix
+from .report import SYMBOLS, Report
+
+
+def _cell(status: str) -> str:
+    return {"": "", "failed": "**FAIL**"}.get(status, SYMBOLS.get(status, status))
+
+
+def render(report: Report) -> str:
+    lines = ["# kqv conformance report", ""]
+    measured = ", ".join(f"{name} {version}" for name, version in report.versions.items())
+    lines += [f"Profile `{report.profile}`, seed {report.seed}." + (f" Measured with {measured}." if measured else ""),
+              "", f"**Conformant: {'yes' if report.conformant else 'no'}**", ""]
+    for kind in kinds(report):
+        labels, rows = matrix(report, kind)
+        lines += [f"## {kind}", "", "| clause | " + " | ".join(labels) + " |",
+                  "|---|" + "---|" * len(labels)]
+        for clause, statuses in rows:
+            lines.append(f"| [`{clause}`]({clause_url(clause)}) | " + " | ".join(_cell(s) for s in statuses) + " |")
+        lines.append("")
+    names, rows = conventions(report)
+    if names:
+        lines += ["## Conventions", "", "| target | kind | " + " | ".join(names) + " |",
+                  "|---|---|" + "---|" * len(names)]
+        lines += [f"| {target} | {kind} | " + " | ".join(cells) + " |" for target, kind, cells in rows]
+        lines.append("")
+    if report.unavailable:
+        lines += ["## Not available here", ""]
+        lines += [f"- `{u.target}` ({u.kind}): {u.reason}" for u in report.unavailable]
+        lines.append("")
+    details = [(t, r) for t in report.targets for r in t.clauses if r.status in ("failed", "xfailed")]
+    if details:
+        lines += ["## Failures and known departures", ""]
+    for target, result in details:
+        spec = CLAUSES[result.clause]
+        lines += [f"### {target.target} ({target.kind}): `{result.clause}`, {spec.title} ({result.status})", "",
+                  f"> {spec.statement}", "", f"[The clause]({clause_url(result.clause)})", "", result.message, ""]
+        if result.counterexample:
+            lines += ["Counterexample (shrunk):", "", "```", result.counterexample, "```", ""]
+        if result.reproduce:
+            lines += ["Reproduce:", "", "```bash", result.reproduce, "```", ""]
+    return "\n".join(lines)

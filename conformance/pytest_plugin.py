@@ -1,0 +1,152 @@
+"""The pytest plugin of kqv (entry point ``pytest11``): one test per clause and target.
+
+Inert unless ``--kqv-target`` is given. Then ``pytest --kqv-target module:function --kqv-kind sdpa``
+(in any directory, one without test files too) adds a test per clause the target's kind has, named
+``kqv::<target>::<kind>::<clause id>``; a failure shows the clause, the shrunk counterexample and
+the command that replays it; an unsupported feature is a skip and a declared known departure an
+xfail, each with its reason. JUnit XML, ``-k``, ``-x`` and the rest of pytest work as usual.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+KINDS = ("sdpa", "mha", "pe")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kqv", "kqv conformance checks (inert unless --kqv-target is given)")
+    group.addoption("--kqv-target", action="append", default=[], metavar="TARGET",
+                    help="a built-in backend, module:function or path/to/file.py:function to check (repeatable)")
+    group.addoption("--kqv-kind", choices=KINDS, default=None, help="its contract: sdpa (default), mha or pe")
+    group.addoption("--kqv-profile", choices=("quick", "ci", "thorough"), default="ci",
+                    help="quick, ci (default) or thorough")
+    group.addoption("--kqv-seed", type=int, default=0, help="seed of the generated cases (default 0)")
+    group.addoption("--kqv-arrays", choices=("numpy", "torch"), default="numpy",
+                    help="the array type a function target takes (default numpy)")
+    group.addoption("--kqv-declare", action="append", default=[], metavar="NAME=VALUE",
+                    help="a declaration field, e.g. masked_rows=nan, dtypes=float32,float16, float_mask=false "
+                         "(repeatable; the fields of kqv.conformance.Declaration)")
+
+
+def _value(name: str, text: str) -> Any:
+    from .declaration import FIELDS
+
+    if name not in FIELDS or name in ("kind", "conventions", "expected_failures"):
+        known = [n for n in FIELDS if n not in ("kind", "conventions", "expected_failures")]
+        raise pytest.UsageError(f"--kqv-declare: unknown field {name!r}; known: {', '.join(known)}")
+    kind = FIELDS[name].type
+    if kind == "bool":
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise pytest.UsageError(f"--kqv-declare {name}: expected true or false, got {text!r}")
+        return text.lower() in ("true", "1", "yes")
+    if name == "dtypes":
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    if name == "batch_dims":
+        try:
+            return tuple(int(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise pytest.UsageError(f"--kqv-declare batch_dims: expected integers separated by commas, got {text!r}") \
+                from None
+    return text
+
+
+def _declarations(config: pytest.Config) -> dict[str, Any]:
+    overrides = {}
+    for item in config.getoption("kqv_declare"):
+        name, equals, text = item.partition("=")
+        if not equals:
+            raise pytest.UsageError(f"--kqv-declare: expected NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = _value(name.strip(), text.strip())
+    return overrides
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    targets = config.getoption("kqv_target")
+    if not targets:
+        return
+    from .loading import LoadError
+    from .session import UsageError, plan
+
+    try:
+        config._kqv_plan = plan(targets, kind=config.getoption("kqv_kind"), profile=config.getoption("kqv_profile"),
+                                seed=config.getoption("kqv_seed"), overrides=_declarations(config),
+                                arrays=config.getoption("kqv_arrays"))
+    except (UsageError, LoadError) as error:
+        raise pytest.UsageError(f"kqv: {error}") from None
+    config._kqv_reports = []
+
+
+class ClauseFailed(Exception):
+    """A clause the target breaks; its message is the whole failure report."""
+
+
+class ClauseItem(pytest.Item):
+    """The checks of one clause for one target."""
+
+    def __init__(self, *, backend, origin: str, clause: str, plan, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.backend, self.origin, self.clause, self.plan = backend, origin, clause, plan
+        self.user_properties.append(("clause", clause))
+
+    def runtest(self) -> None:
+        from kqv.spec import CLAUSES
+
+        from .links import clause_url
+        from .runner import run_backend
+
+        report = run_backend(self.backend, self.plan.profile, self.plan.seed, [self.clause], origin=self.origin)
+        self.config._kqv_reports.append(report)
+        result = report.clauses[0]
+        if result.status == "skipped":
+            pytest.skip(result.message)
+        if result.status == "xfailed":
+            pytest.xfail(result.message)
+        if result.status == "failed":
+            spec = CLAUSES[self.clause]
+            parts = [f"{self.clause}: {spec.title}", spec.statement, clause_url(self.clause), "", result.message]
+            if result.counterexample:
+                parts += ["", "counterexample (shrunk):", result.counterexample]
+            if result.reproduce:
+                parts += ["", "reproduce:", result.reproduce]
+            raise ClauseFailed("\n".join(parts))
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ClauseFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, f"kqv {self.backend.name} ({self.backend.kind}): {self.clause}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    plan = getattr(config, "_kqv_plan", None)
+    if plan is None:
+        return
+    from .runner import selected_checks
+
+    for backend, origin in plan.backends:
+        clauses = list(dict.fromkeys(check.clause for check in selected_checks(backend.kind, None)))
+        for clause in clauses:
+            items.append(ClauseItem.from_parent(session, name=f"kqv::{backend.name}::{backend.kind}::{clause}",
+                                                backend=backend, origin=origin, clause=clause, plan=plan))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    reports = getattr(config, "_kqv_reports", None)
+    if not reports:
+        return
+    terminalreporter.section("kqv conventions")
+    seen: dict[tuple[str, str], dict] = {}
+    for report in reports:
+        found = seen.setdefault((report.target, report.kind), {})
+        for name, entry in report.conventions.items():
+            if entry.get("source") != "undeclared" or name not in found:
+                found[name] = entry
+    for (target, kind), conventions in seen.items():
+        text = ", ".join(f"{name}: {entry['value']} ({entry['source']})" for name, entry in conventions.items())
+        terminalreporter.write_line(f"{target} ({kind}): {text or 'none'}")

@@ -1,0 +1,139 @@
+"""Conformance reports: one result per clause and target, written as JSON and Markdown.
+
+Statuses: ``passed``; ``failed`` (the backend breaks the clause, with the shrunk counterexample and
+a command that reproduces it); ``skipped`` (the backend does not declare a feature the check needs,
+with the reason); ``xfailed`` (a declared known departure that did show, with its reason) and
+``xpassed`` (a declared known departure that did not show in this run).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from kqv.spec import CLAUSES
+
+from .links import clause_url
+
+STATUSES = ("passed", "failed", "skipped", "xfailed", "xpassed")
+SYMBOLS = {"passed": "pass", "failed": "FAIL", "skipped": "skip", "xfailed": "xfail", "xpassed": "xpass"}
+
+
+@dataclass
+class DtypeResult:
+    """The outcome of one clause at one dtype (``dtype`` None for ``pe``, whose call takes no dtype)."""
+
+    dtype: str | None
+    status: str
+    message: str
+    examples: int = 0
+    seconds: float = 0.0
+    case: str | None = None  # the shrunk counterexample, as Case.to_json()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dtype": self.dtype, "status": self.status, "message": self.message, "examples": self.examples,
+                "seconds": round(self.seconds, 3), "case": None if self.case is None else json.loads(self.case)}
+
+
+def combine(statuses: list[str]) -> str:
+    """A clause fails if it fails at any dtype; otherwise xfailed, then passed or xpassed; skipped only if all are."""
+    for status in ("failed", "xfailed"):
+        if status in statuses:
+            return status
+    ran = [s for s in statuses if s != "skipped"]
+    if not ran:
+        return "skipped"
+    return "xpassed" if "xpassed" in ran else "passed"
+
+
+@dataclass
+class ClauseResult:
+    """One clause of one target, over the dtypes it was checked at."""
+
+    clause: str
+    dtypes: list[DtypeResult]
+    message: str = ""
+    counterexample: str | None = None
+    reproduce: str | None = None
+
+    @property
+    def status(self) -> str:
+        return combine([d.status for d in self.dtypes])
+
+    @property
+    def seconds(self) -> float:
+        return sum(d.seconds for d in self.dtypes)
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = CLAUSES[self.clause]
+        return {"clause": self.clause, "status": self.status, "message": self.message, "title": spec.title,
+                "statement": spec.statement, "link": clause_url(self.clause),
+                "dtypes": [d.to_dict() for d in self.dtypes], "counterexample": self.counterexample,
+                "reproduce": self.reproduce, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class TargetReport:
+    """The clauses of one target (a backend of one kind)."""
+
+    target: str
+    kind: str
+    clauses: list[ClauseResult]
+    conventions: dict[str, dict[str, str]] = field(default_factory=dict)
+    description: str = ""
+    dtypes: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def conformant(self) -> bool:
+        return all(result.status != "failed" for result in self.clauses)
+
+    def counts(self) -> dict[str, int]:
+        return {status: sum(r.status == status for r in self.clauses) for status in STATUSES}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "kind": self.kind, "conformant": self.conformant,
+                "description": self.description, "dtypes": list(self.dtypes), "conventions": self.conventions,
+                "counts": self.counts(), "seconds": round(self.seconds, 3),
+                "clauses": [result.to_dict() for result in self.clauses]}
+
+
+@dataclass
+class Unavailable:
+    """A built-in backend that cannot run here, and why."""
+
+    target: str
+    kind: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"target": self.target, "kind": self.kind, "reason": self.reason}
+
+
+@dataclass
+class Report:
+    """Every target of one run."""
+
+    targets: list[TargetReport]
+    profile: str = "ci"
+    seed: int = 0
+    unavailable: list[Unavailable] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def conformant(self) -> bool:
+        return all(target.conformant for target in self.targets)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"conformant": self.conformant, "profile": self.profile, "seed": self.seed,
+                "versions": self.versions, "targets": [t.to_dict() for t in self.targets],
+                "unavailable": [u.to_dict() for u in self.unavailable]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_markdown(self) -> str:
+        from .markdown import render
+
+        return render(self)

@@ -1,0 +1,220 @@
+"""Running the checks of one backend: hypothesis draws the cases, shrinks failures, and seeds the run.
+
+For each clause the backend's kind has a check for, and each dtype the backend declares, hypothesis
+draws up to ``profile.examples`` cases (seeded by ``seed``, no example database, so a run is
+repeatable); a failure is shrunk to the smallest case and reported with the case, its arrays and a
+command that replays exactly that case. A backend that raises or returns garbage fails that clause
+only; the run goes on to the next clause.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+from hypothesis import HealthCheck, Verbosity, given, settings
+from hypothesis import seed as seeded
+from hypothesis.errors import Flaky
+
+from kqv.spec import clause as lookup
+
+from .backend import Backend
+from .cases import Case
+from .checks import Check, CheckFailure, Context, checks_for
+from .checks import masked_rows
+from .dtypes import bfloat16_missing
+from .profiles import Profile, profile as lookup_profile
+from .report import ClauseResult, DtypeResult, TargetReport
+
+Progress = Callable[[str, dict], None]
+ARRAY_PRINT_LIMIT = 64  # arrays with more elements are summarised, the case rebuilds them exactly
+
+
+def selected_checks(kind: str, clauses: list[str] | None) -> list[Check]:
+    """The checks of ``kind``, restricted to ``clauses`` (ids); unknown ids raise a KeyError naming them."""
+    checks = checks_for(kind)
+    if not clauses:
+        return checks
+    for clause_id in clauses:
+        lookup(clause_id)
+    missing = [c for c in clauses if not any(check.clause == c for check in checks)]
+    if missing:
+        known = ", ".join(dict.fromkeys(check.clause for check in checks))
+        raise KeyError(f"no {kind} check enforces {', '.join(missing)}; the {kind} clauses checked are: {known}")
+    return [check for check in checks if check.clause in clauses]
+
+
+def _dtype_unavailable(backend: Backend, dtype: str) -> str | None:
+    if dtype == "bfloat16":
+        return bfloat16_missing()
+    return None
+
+
+def _arrays_text(case: Case) -> str:
+    build = getattr(case, "build", None)
+    if build is None:
+        return ""
+    inputs = build()
+    lines = []
+    for name, value in vars(inputs).items():
+        if not isinstance(value, np.ndarray):
+            continue
+        if value.size <= ARRAY_PRINT_LIMIT:
+            text = np.array2string(value.astype(np.float64) if value.dtype != np.bool_ else value, precision=6,
+                                   separator=", ", max_line_width=100)
+            lines.append(f"{name} ({value.dtype}, shape {value.shape}) =\n{text}")
+        else:
+            lines.append(f"{name}: {value.dtype}, shape {value.shape} ({value.size} elements; rebuilt from the case)")
+    return "\n".join(lines)
+
+
+def explore(check: Check, backend: Backend, dtype: str | None, profile: Profile, seed: int,
+            context: Context) -> tuple[str, str, int, Case | None]:
+    """Run one check at one dtype: ``(status, message, examples, shrunk case or None)``."""
+    strategy = check.strategy(backend.declaration, dtype, profile)
+    failures: list[tuple[Case, CheckFailure]] = []
+    examples = [0]
+
+    def attempt(case):
+        examples[0] += 1
+        try:
+            with np.errstate(all="ignore"):
+                check.run(backend, case, context)
+        except CheckFailure as failure:
+            failures.append((case, failure))
+            raise
+
+    test = seeded(seed)(settings(
+        max_examples=profile.examples, deadline=None, database=None, derandomize=False,
+        suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False,
+        report_multiple_bugs=False,
+    )(given(strategy)(attempt)))
+    try:
+        test()
+    except CheckFailure:
+        case, failure = failures[-1]  # hypothesis replays the shrunk case last
+        return "failed", str(failure), examples[0], case
+    except Flaky:
+        case, failure = failures[-1]
+        return "failed", f"{failure} (this failure did not repeat when the case was replayed: the backend is not " \
+                         f"deterministic, or depends on earlier calls)", examples[0], case
+    return "passed", "", examples[0], None
+
+
+def replay_case(check: Check, backend: Backend, case: Case, context: Context) -> tuple[str, str]:
+    """Run one check on one given case (no generation, no shrinking)."""
+    try:
+        with np.errstate(all="ignore"):
+            check.run(backend, case, context)
+    except CheckFailure as failure:
+        return "failed", str(failure)
+    return "passed", ""
+
+
+def _reproduce(origin: str, kind: str, clause_id: str, case: Case) -> str:
+    return f"kqv check {origin} --kind {kind} --clause {clause_id} --replay '{case.to_json()}'"
+
+
+def _conventions(backend: Backend, context: Context) -> dict[str, dict[str, str]]:
+    declaration = backend.declaration
+    conventions: dict[str, dict[str, str]] = {}
+    if backend.kind != "pe":
+        if declaration.masked_rows is not None:
+            conventions["masked_rows"] = {"value": declaration.masked_rows, "source": "declared"}
+        else:
+            seen = masked_rows.observed(context)
+            conventions["masked_rows"] = {"value": seen or "not observed",
+                                          "source": "observed" if seen else "undeclared"}
+        conventions["causal_alignment"] = {"value": declaration.alignment,
+                                           "source": "declared" if declaration.causal_alignment else "default"}
+    for name, value in declaration.conventions:
+        conventions[name] = {"value": value, "source": "adapter"}
+    return conventions
+
+
+def run_backend(backend: Backend, profile: str | Profile = "ci", seed: int = 0, clauses: list[str] | None = None,
+                progress: Progress | None = None, origin: str | None = None, replay: Case | None = None) -> TargetReport:
+    """Check ``backend`` clause by clause and return its :class:`TargetReport`.
+
+    ``origin`` is how the target was named on the command line (for the reproduce command);
+    ``replay`` runs the selected checks on that one case instead of drawing cases.
+    """
+    profile = lookup_profile(profile) if isinstance(profile, str) else profile
+    checks = selected_checks(backend.kind, clauses)
+    origin = origin or backend.name
+    declaration = backend.declaration
+    notify = progress or (lambda event, info: None)
+    notify("target", {"target": backend.name, "kind": backend.kind, "checks": len(checks)})
+    started = time.perf_counter()
+    results: list[ClauseResult] = []
+    contexts: dict[str, Context] = {}
+    for check in checks:
+        context = contexts.setdefault(check.clause, Context())
+        result = ClauseResult(check.clause, [])
+        reason = check.skip_reason(declaration)
+        dtypes: list[str | None] = list(declaration.dtypes) if check.per_dtype else [None]
+        if replay is not None:
+            dtypes = [getattr(replay, "dtype", None)] if check.per_dtype else [None]
+        for dtype in dtypes:
+            clock = time.perf_counter()
+            missing = reason or (dtype and _dtype_unavailable(backend, dtype))
+            if missing:
+                result.dtypes.append(DtypeResult(dtype, "skipped", missing))
+                continue
+            case = None
+            if replay is not None:
+                status, message = replay_case(check, backend, replay, context)
+                examples, case = 1, (replay if status == "failed" else None)
+            else:
+                status, message, examples, case = explore(check, backend, dtype, profile, seed, context)
+            known = declaration.expected_failure(check.clause, dtype) if dtype else \
+                next((f for f in declaration.expected_failures if f.clause == check.clause), None)
+            if known is not None:
+                status = "xfailed" if status == "failed" else "xpassed"
+                message = f"known departure: {known.reason}" + (f"; {message}" if message else "")
+            result.dtypes.append(DtypeResult(dtype, status, message, examples, time.perf_counter() - clock,
+                                             case.to_json() if case is not None else None))
+            if case is not None and result.counterexample is None:
+                result.counterexample = f"{case.describe()}\n{_arrays_text(case)}".strip()
+                result.reproduce = _reproduce(origin, backend.kind, check.clause, case)
+        if check.finish is not None and replay is None:
+            trouble = check.finish(context, declaration)
+            if trouble:
+                message, cases = trouble
+                result.dtypes.append(DtypeResult(None, "failed", message))
+                result.counterexample = "\n\n".join(f"{case.describe()}\n{_arrays_text(case)}".strip() for case in cases)
+                result.reproduce = f"kqv check {origin} --kind {backend.kind} --clause {check.clause} " \
+                                   f"--profile {profile.name} --seed {seed}"
+        result.message = _summary(result)
+        results.append(_merge(results, result))
+        notify("clause", {"target": backend.name, "clause": check.clause, "status": result.status})
+    merged = list({r.clause: r for r in results}.values())
+    return TargetReport(backend.name, backend.kind, merged, _conventions(backend, contexts.get(
+        "mask.fully-masked-row", Context())), backend.description, declaration.dtypes, time.perf_counter() - started)
+
+
+def _merge(results: list[ClauseResult], result: ClauseResult) -> ClauseResult:
+    """Two checks of one clause make one result."""
+    earlier = next((r for r in results if r.clause == result.clause), None)
+    if earlier is None:
+        return result
+    earlier.dtypes.extend(result.dtypes)
+    earlier.counterexample = earlier.counterexample or result.counterexample
+    earlier.reproduce = earlier.reproduce or result.reproduce
+    earlier.message = _summary(earlier)
+    return earlier
+
+
+def _summary(result: ClauseResult) -> str:
+    parts = []
+    for status in ("failed", "xfailed", "xpassed"):
+        for outcome in (d for d in result.dtypes if d.status == status):
+            parts.append(f"{status}{' at ' + outcome.dtype if outcome.dtype else ''}: {outcome.message}")
+    ran = [d for d in result.dtypes if d.status == "passed"]
+    if ran:
+        dtypes = ", ".join(d.dtype for d in ran if d.dtype)
+        parts.append(f"passed {sum(d.examples for d in ran)} examples" + (f" ({dtypes})" if dtypes else ""))
+    for outcome in (d for d in result.dtypes if d.status == "skipped"):
+        parts.append(f"skipped{' at ' + outcome.dtype if outcome.dtype else ''}: {outcome.message}")
+    return "; ".join(dict.fromkeys(parts))

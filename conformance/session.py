@@ -1,0 +1,129 @@
+"""One ``kqv check`` session: which backends to run (validated first), then the run itself.
+
+Everything the user can get wrong (a target that does not load, an unknown clause id, a malformed
+replay case) is found by :func:`plan` and raised as :class:`UsageError` or ``LoadError`` before any
+check runs, so the command reports it with exit status 2; errors after that are kqv's own bugs and
+are not disguised as usage errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kqv.spec import clause as lookup_clause
+
+from .backend import Backend
+from .backends import BUILTINS, builtin
+from .cases import Case, case_from_json
+from .declaration import FIELDS
+from .loading import LoadError, resolve
+from .report import Report, Unavailable
+from .runner import Progress, run_backend, selected_checks
+
+
+class UsageError(Exception):
+    """A request that cannot be run as given (exit status 2)."""
+
+
+@dataclass
+class Plan:
+    backends: list[tuple[Backend, str]]  # with the words that name it on a command line
+    profile: str
+    seed: int
+    clauses: list[str] | None = None
+    replay: Case | None = None
+    unavailable: list[Unavailable] = field(default_factory=list)
+
+    def run(self, progress: Progress | None = None) -> Report:
+        from .api import versions
+
+        targets = [run_backend(backend, self.profile, self.seed, self.clauses, progress, origin, self.replay)
+                   for backend, origin in self.backends]
+        return Report(targets, "replay" if self.replay else self.profile, self.seed, self.unavailable, versions())
+
+
+def _command_words(target: str, kind: str | None, overrides: dict[str, Any], arrays: str) -> str:
+    words = [target]
+    for name, value in overrides.items():
+        flag = "--" + name.replace("_", "-")
+        if FIELDS[name].type == "bool":
+            words.append(flag if value else "--no-" + name.replace("_", "-"))
+        else:
+            words += [flag, ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)]
+    if arrays != "numpy":
+        words += ["--arrays", arrays]
+    return " ".join(words)
+
+
+def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", seed: int = 0,
+         clauses: list[str] | None = None, overrides: dict[str, Any] | None = None, arrays: str = "numpy",
+         replay: str | None = None) -> Plan:
+    """Resolve and validate a session; raises :class:`UsageError` or ``LoadError`` naming the problem."""
+    overrides = overrides or {}
+    for clause_id in clauses or ():
+        try:
+            lookup_clause(clause_id)
+        except KeyError as error:
+            raise UsageError(f"--clause: {error.args[0]}") from None
+    case = None
+    if replay is not None:
+        try:
+            case = case_from_json(replay)
+        except (ValueError, TypeError) as error:
+            raise UsageError(f"--replay: {error}") from None
+        if kind is not None and kind != case.kind:
+            raise UsageError(f"--replay: the case is a {case.kind} case, not {kind}")
+        kind = case.kind
+        if not clauses or len(clauses) != 1:
+            raise UsageError("--replay needs exactly one --clause")
+    chosen: list[tuple[Backend, str]] = []
+    unavailable: list[Unavailable] = []
+    if not targets:
+        if "device" in overrides:
+            raise UsageError("--device applies to a function TARGET, not to the built-in backends")
+        for name in BUILTINS:
+            for backend_kind, backend in builtin(name).items():
+                if kind and backend_kind != kind:
+                    continue
+                missing = backend.unavailable()
+                if missing:
+                    unavailable.append(Unavailable(name, backend_kind, missing))
+                    continue
+                try:
+                    backend.declaration = backend.declaration.replace(**overrides)
+                except (TypeError, ValueError) as error:
+                    raise UsageError(str(error)) from None
+                chosen.append((backend, _command_words(name, None, overrides, "numpy")))
+    else:
+        for target in targets:
+            for backend in resolve(target, kind, overrides, arrays):
+                chosen.append((backend, _command_words(target, kind, overrides, arrays)))
+    if clauses:
+        usable = []
+        for backend, origin in chosen:
+            try:
+                selected_checks(backend.kind, clauses)
+            except KeyError as error:
+                if targets:
+                    raise UsageError(error.args[0]) from None
+                continue
+            usable.append((backend, origin))
+        if not usable:
+            raise UsageError(f"no backend here has a check for {', '.join(clauses)}")
+        chosen = usable
+    try:
+        from .profiles import profile as lookup
+
+        lookup(profile)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return Plan(chosen, profile, seed, clauses, case, unavailable)
+
+
+def run_session(targets: list[str], progress: Progress | None = None, **options: Any) -> Report:
+    """:func:`plan` then :meth:`Plan.run`."""
+    return plan(targets, **options).run(progress)
+
+
+__all__ = ["LoadError", "Plan", "UsageError", "plan", "run_session"]

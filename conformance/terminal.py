@@ -1,0 +1,62 @@
+"""The terminal form of a report, with rich: the matrix per kind, the conventions, the failures."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from kqv.spec import CLAUSES
+
+from .links import clause_url
+from .matrix import conventions, kinds, matrix
+from .report import SYMBOLS, Report
+
+STYLES = {"passed": "green", "failed": "bold red", "skipped": "dim", "xfailed": "yellow", "xpassed": "yellow"}
+
+
+def _status(status: str) -> Text:
+    return Text(SYMBOLS.get(status, status), style=STYLES.get(status, ""))
+
+
+def show(report: Report, console: Console) -> None:
+    """Print the whole report."""
+    for kind in kinds(report):
+        labels, rows = matrix(report, kind)
+        table = Table(title=f"{kind}: clauses by backend", title_justify="left")
+        table.add_column("clause")
+        for name in labels:
+            table.add_column(name, justify="center")
+        for clause, statuses in rows:
+            table.add_row(Text(clause, style=f"link {clause_url(clause)}"), *(_status(s) for s in statuses))
+        console.print(table)
+    names, rows = conventions(report)
+    if names:
+        table = Table(title="conventions", title_justify="left")
+        for column in ("target", "kind", *names):
+            table.add_column(column)
+        for target, kind, cells in rows:
+            table.add_row(target, kind, *cells)
+        console.print(table)
+    for target in report.targets:
+        for result in target.clauses:
+            if result.status not in ("failed", "xfailed"):
+                continue
+            spec = CLAUSES[result.clause]
+            body = [f"[bold]{escape(spec.statement)}[/bold]", escape(clause_url(result.clause)), "",
+                    escape(result.message)]
+            if result.counterexample:
+                body += ["", "[bold]counterexample (shrunk):[/bold]", escape(result.counterexample)]
+            if result.reproduce:
+                body += ["", "[bold]reproduce:[/bold]", escape(result.reproduce)]
+            style = "red" if result.status == "failed" else "yellow"
+            console.print(Panel("\n".join(body), title=f"{result.status.upper()} {target.target} ({target.kind}): "
+                                f"{result.clause}, {escape(spec.title)}", title_align="left", border_style=style))
+    for missing in report.unavailable:
+        console.print(f"[dim]not available here: {missing.target} ({missing.kind}): {escape(missing.reason)}[/dim]")
+    summary = ", ".join(f"{t.target} ({t.kind}) {'conformant' if t.conformant else 'NOT conformant'} in "
+                        f"{t.seconds:.1f} s" for t in report.targets)
+    verdict = "[green]conformant[/green]" if report.conformant else "[bold red]not conformant[/bold red]"
+    console.print(f"kqv check ({report.profile} profile, seed {report.seed}): {verdict}. {summary}")

@@ -1,0 +1,55 @@
+"""A plain NumPy attention with hooks where the broken variants put their one bug."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def breaks(clause: str, **declaration):
+    """Mark a broken implementation with the clause it breaks and the declaration it is checked under."""
+    def mark(fn):
+        fn.breaks = clause
+        fn.declaration = declaration
+        return fn
+    return mark
+
+
+def causal_keep(L: int, S: int, offset: int = 0) -> np.ndarray:
+    return np.arange(S)[None, :] <= np.arange(L)[:, None] + offset  # (L, S)
+
+
+def scores_of(query, key, scale):
+    return (query @ np.swapaxes(key, -1, -2)) * scale  # (..., L, S)
+
+
+def masked_scores(scores, attn_mask, is_causal, *, invert_bool=False, causal_offset=0):
+    L, S = scores.shape[-2:]
+    if attn_mask is not None:
+        if attn_mask.dtype == np.bool_:
+            keep = ~attn_mask if invert_bool else attn_mask
+            scores = np.where(keep, scores, -np.inf)
+        else:
+            scores = scores + attn_mask.astype(np.float64)
+    if is_causal:
+        scores = np.where(causal_keep(L, S, causal_offset), scores, -np.inf)
+    return scores
+
+
+def stable_softmax(scores, axis=-1):
+    top = np.max(scores, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    weights = np.exp(scores - top)
+    total = np.sum(weights, axis=axis, keepdims=True)
+    return np.where(total > 0, weights / np.where(total > 0, total, 1.0), 0.0)
+
+
+def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, *,
+              compute=np.float64, softmax=stable_softmax, invert_bool=False, causal_offset=0, scale_rule=None):
+    """softmax(s Q K^T + M) V computed in ``compute``, returned in the query's dtype (zeros for empty rows)."""
+    out_dtype = query.dtype
+    query, key, value = (np.asarray(a, dtype=compute) for a in (query, key, value))
+    E = query.shape[-1]
+    s = scale_rule(E, scale) if scale_rule else (1.0 / np.sqrt(E) if scale is None else scale)
+    scores = masked_scores(scores_of(query, key, s), attn_mask, is_causal, invert_bool=invert_bool,
+                           causal_offset=causal_offset)
+    return (softmax(scores) @ value).astype(out_dtype)

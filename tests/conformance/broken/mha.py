@@ -1,0 +1,97 @@
+"""Broken ``mha`` implementations (NumPy), one plausible bug each; ``breaks`` names the clause."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import breaks, stable_softmax
+
+
+def multi_head(x_q, x_kv, w_q, w_k, w_v, w_o, b_q=None, b_k=None, b_v=None, b_o=None, *, num_heads, attn_mask=None,
+               is_causal=False, head_order=None, scale_width=None, keys_from=None, use_b_o=True, use_b_v=True,
+               use_b_q=True, interleaved=False, invert_mask=False):
+    """Multi-head attention in float64 with the hooks of the variants; returned in x_q's dtype."""
+    out_dtype = x_q.dtype
+    f = {name: None if a is None else np.asarray(a, dtype=np.float64)
+         for name, a in dict(x_q=x_q, x_kv=x_kv, w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o, b_q=b_q, b_k=b_k, b_v=b_v,
+                             b_o=b_o).items()}
+    h = num_heads
+    source = f["x_q"] if keys_from == "x_q" else f["x_kv"]
+
+    def project(x, w, b, use=True):
+        return x @ w + (b if b is not None and use else 0.0)
+
+    def split(x):  # (B, n, h*d) -> (B, h, n, d)
+        B, n, width = x.shape
+        if interleaved:
+            return x.reshape(B, n, width // h, h).transpose(0, 3, 1, 2)
+        return x.reshape(B, n, h, width // h).transpose(0, 2, 1, 3)
+
+    q = split(project(f["x_q"], f["w_q"], f["b_q"], use_b_q))
+    k = split(project(source, f["w_k"], f["b_k"]))
+    v = split(project(source, f["w_v"], f["b_v"], use_b_v))
+    d_k = q.shape[-1]
+    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(scale_width or d_k)  # (B, h, L, S)
+    L, S = scores.shape[-2:]
+    if attn_mask is not None:
+        mask = np.asarray(attn_mask)[:, None] if np.ndim(attn_mask) == 3 else np.asarray(attn_mask)
+        if mask.dtype == np.bool_:
+            scores = np.where(~mask if invert_mask else mask, scores, -np.inf)
+        else:
+            scores = scores + mask.astype(np.float64)
+    if is_causal:
+        scores = np.where(np.arange(S)[None, :] <= np.arange(L)[:, None], scores, -np.inf)
+    heads = stable_softmax(scores) @ v  # (B, h, L, d_v)
+    if head_order is not None:
+        heads = heads[:, head_order(h)]
+    B, _, _, d_v = heads.shape
+    concat = heads.transpose(0, 2, 1, 3).reshape(B, L, h * d_v)  # (B, L, h*d_v)
+    return project(concat, f["w_o"], f["b_o"], use_b_o).astype(out_dtype)
+
+
+@breaks("mha.concat")
+def heads_reversed(*args, **kwargs):
+    """Concatenates the heads in reverse order."""
+    return multi_head(*args, **kwargs, head_order=lambda h: list(reversed(range(h))))
+
+
+@breaks("mha.head")
+def scale_by_d_model(*args, **kwargs):
+    """Scales every head by 1/sqrt(d_model) instead of 1/sqrt(d_k)."""
+    return multi_head(*args, **kwargs, scale_width=args[0].shape[-1])
+
+
+@breaks("mha.cross-attention")
+def keys_from_queries(*args, **kwargs):
+    """Projects keys and values from x_q: self-attention only."""
+    return multi_head(*args, **kwargs, keys_from="x_q")
+
+
+@breaks("mha.output-projection")
+def output_bias_dropped(*args, **kwargs):
+    """Forgets b_O."""
+    return multi_head(*args, **kwargs, use_b_o=False)
+
+
+@breaks("projection.value")
+def value_bias_dropped(*args, **kwargs):
+    """Forgets b_V."""
+    return multi_head(*args, **kwargs, use_b_v=False)
+
+
+@breaks("projection.query")
+def query_bias_dropped(*args, **kwargs):
+    """Forgets b_Q."""
+    return multi_head(*args, **kwargs, use_b_q=False)
+
+
+@breaks("mha.split")
+def heads_interleaved(*args, **kwargs):
+    """Head i takes every h-th column (i, i + h, ...) instead of the block i*d_k:(i+1)*d_k."""
+    return multi_head(*args, **kwargs, interleaved=True)
+
+
+@breaks("mask.bool")
+def mask_polarity_of_torch(*args, **kwargs):
+    """Passes the contract's keep-mask on as torch.nn.MultiheadAttention's ignore-mask."""
+    return multi_head(*args, **kwargs, invert_mask=True)

@@ -1,0 +1,90 @@
+"""Every built-in correct backend passes every clause that applies to it, at several seeds.
+
+A flaky check is a bug of the first order: these run the whole suite on correct implementations
+(kqv's reference, torch's SDPA and MultiheadAttention, and reference variants with the other
+conventions) and accept no failure at any seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kqv.conformance import Backend, Declaration, check
+from kqv.reference import scaled_dot_product_attention
+
+torch = pytest.importorskip("torch")
+
+BUILTINS = [("numpy", "sdpa"), ("numpy", "mha"), ("numpy", "pe"), ("torch-sdpa-cpu", "sdpa"), ("torch-mha-cpu", "mha")]
+# The only clauses a top-left backend cannot be checked on.
+EXPECTED_SKIPS = {"sdpa": {"mask.causal.bottom-right"}, "mha": set(), "pe": set()}
+
+
+def _outcome(report):
+    [target] = report.targets
+    failed = {c.clause: c.message for c in target.clauses if c.status in ("failed", "xfailed", "xpassed")}
+    skipped = {c.clause for c in target.clauses if c.status == "skipped"}
+    return target, failed, skipped
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("target", "kind"), BUILTINS, ids=[f"{t}-{k}" for t, k in BUILTINS])
+def test_builtin_backend_passes_every_applicable_clause(target: str, kind: str, seed: int) -> None:
+    report, failed, skipped = _outcome(check(target, kind, profile="quick", seed=seed))
+    assert not failed, failed
+    assert skipped == EXPECTED_SKIPS[kind]
+    assert report.conformant
+
+
+def test_numpy_sdpa_passes_the_ci_profile() -> None:
+    _, failed, skipped = _outcome(check("numpy", "sdpa", profile="ci", seed=3))
+    assert not failed, failed
+    assert skipped == EXPECTED_SKIPS["sdpa"]
+
+
+def _reference(**options):
+    def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+        return scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale,
+                                            **options).astype(query.dtype)
+    return sdpa
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_bottom_right_backend_passes_under_its_declared_alignment(seed: int) -> None:
+    backend = Backend("bottom-right", _reference(causal_alignment="bottom-right"),
+                      Declaration(causal_alignment="bottom-right", masked_rows="zeros"))
+    _, failed, skipped = _outcome(check(backend, profile="quick", seed=seed))
+    assert not failed, failed
+    assert skipped == {"mask.causal.top-left"}
+
+
+@pytest.mark.parametrize("convention", ["zeros", "nan", "uniform"])
+def test_an_undeclared_masked_row_convention_is_observed_and_reported(convention: str) -> None:
+    report = check(_reference(masked_rows=convention), "sdpa", profile="quick", name=f"reference-{convention}")
+    target, failed, _ = _outcome(report)
+    assert not failed, failed
+    assert target.conventions["masked_rows"] == {"value": convention, "source": "observed"}
+
+
+def test_a_declared_convention_other_than_the_one_followed_fails() -> None:
+    report = check(_reference(masked_rows="uniform"), "sdpa", profile="quick", clauses=["mask.fully-masked-row"],
+                   masked_rows="zeros")
+    _, failed, _ = _outcome(report)
+    assert set(failed) == {"mask.fully-masked-row"}
+    assert "declared convention 'zeros'" in failed["mask.fully-masked-row"]
+    assert "uniform" in failed["mask.fully-masked-row"]
+
+
+def test_torch_float16_and_bfloat16_stay_within_the_model_with_float32_accumulation() -> None:
+    # torch computes half precision in float32 inside: its error is the output's own rounding.
+    _, failed, _ = _outcome(check("torch-sdpa-cpu", "sdpa", profile="quick", seed=5, dtypes=("float16", "bfloat16"),
+                                  clauses=["attention.accuracy", "softmax.stable", "mask.additive"]))
+    assert not failed, failed
+
+
+def test_every_dtype_is_checked_by_default_on_the_builtins() -> None:
+    report = check("numpy", "sdpa", profile="quick", clauses=["attention.sdpa"])
+    [result] = report.targets[0].clauses
+    assert [d.dtype for d in result.dtypes] == ["float64", "float32", "float16", "bfloat16"]
+    assert all(d.status == "passed" and d.examples > 0 for d in result.dtypes)
+    assert np.all([d.examples <= 8 for d in result.dtypes])

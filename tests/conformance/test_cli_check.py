@@ -1,0 +1,155 @@
+"""``kqv check``: the matrix, the exit statuses, the JSON and Markdown reports, usage errors, replay."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kqv.conformance.cli import main
+from kqv.spec import CLAUSES
+
+BROKEN = Path(__file__).resolve().parent / "broken"
+
+
+def kqv(*arguments: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kqv.conformance.cli", *arguments], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def all_builtins(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("report")
+    done = kqv("check", "--profile", "quick", "--json", str(out / "r.json"), "--markdown", str(out / "r.md"))
+    return done, json.loads((out / "r.json").read_text()), (out / "r.md").read_text()
+
+
+def test_no_target_checks_every_builtin_and_prints_the_matrix(all_builtins) -> None:
+    done, report, _ = all_builtins
+    assert done.returncode == 0, done.stdout + done.stderr
+    for title in ("sdpa: clauses by backend", "mha: clauses by backend", "pe: clauses by backend", "conventions"):
+        assert title in done.stdout
+    names = {(t["target"], t["kind"]) for t in report["targets"]}
+    assert {("numpy", "sdpa"), ("numpy", "mha"), ("numpy", "pe"), ("torch-sdpa-cpu", "sdpa"),
+            ("torch-mha-cpu", "mha")} <= names
+    unavailable = {u["target"]: u["reason"] for u in report["unavailable"]}
+    import torch
+
+    if not torch.cuda.is_available():
+        assert "CUDA" in unavailable["torch-sdpa-cuda"]
+        assert "torch-sdpa-cuda" in done.stdout  # reported, not silently dropped
+    assert "Traceback" not in done.stderr
+
+
+def test_json_report_has_the_documented_fields(all_builtins) -> None:
+    _, report, _ = all_builtins
+    assert report["conformant"] is True
+    for target in report["targets"]:
+        assert {"target", "kind", "conformant", "conventions", "clauses"} <= set(target)
+        assert isinstance(target["conformant"], bool)
+        for result in target["clauses"]:
+            assert result["clause"] in CLAUSES
+            assert result["status"] in ("passed", "failed", "skipped", "xfailed", "xpassed")
+            assert isinstance(result["message"], str) and result["message"]
+            assert result["link"].endswith(f"#clause-{result['clause']}")
+    sdpa = next(t for t in report["targets"] if t["target"] == "torch-sdpa-cpu")
+    assert sdpa["conventions"]["masked_rows"] == {"value": "zeros", "source": "declared"}
+    assert "torch" in report["versions"] and "numpy" in report["versions"]
+
+
+def test_markdown_report_has_the_matrix_and_the_conventions(all_builtins) -> None:
+    _, report, markdown = all_builtins
+    assert "| clause | numpy | torch-sdpa-cpu |" in markdown
+    assert "## Conventions" in markdown
+    assert "[`mask.bool`](" in markdown
+
+
+def test_a_broken_target_exits_1_naming_the_clause(tmp_path: Path) -> None:
+    done = kqv("check", f"{BROKEN / 'sdpa.py'}:bool_mask_inverted", "--kind", "sdpa", "--profile", "quick",
+               "--json", str(tmp_path / "r.json"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED" in done.stdout and "mask.bool" in done.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    [target] = report["targets"]
+    failed = {c["clause"]: c for c in target["clauses"] if c["status"] == "failed"}
+    assert "mask.bool" in failed
+    assert report["conformant"] is False and target["conformant"] is False
+    result = failed["mask.bool"]
+    assert "counterexample" in result and "attn_mask" in result["counterexample"]
+    assert result["reproduce"].startswith("kqv check ") and "--replay" in result["reproduce"]
+
+
+def test_the_reproduce_command_reproduces_the_failure(tmp_path: Path) -> None:
+    kqv("check", f"{BROKEN / 'sdpa.py'}:causal_strict", "--kind", "sdpa", "--profile", "quick",
+        "--clause", "mask.causal.top-left", "--json", str(tmp_path / "r.json"))
+    command = json.loads((tmp_path / "r.json").read_text())["targets"][0]["clauses"][0]["reproduce"]
+    import shlex
+
+    words = shlex.split(command)
+    assert words[:2] == ["kqv", "check"]
+    again = kqv(*words[1:])
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "mask.causal.top-left" in again.stdout and "replay" in again.stdout
+
+
+def test_declaration_options_reach_a_function_target() -> None:
+    done = kqv("check", f"{BROKEN / 'sdpa.py'}:nan_rows_declared_zeros", "--kind", "sdpa", "--profile", "quick",
+               "--clause", "mask.fully-masked-row", "--masked-rows", "nan")
+    assert done.returncode == 0, done.stdout + done.stderr  # under its true convention it conforms
+    assert "nan (declared)" in done.stdout
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["check", "no-such-backend"], "no-such-backend"),
+    (["check", "numpi"], "did you mean 'numpy'"),
+    (["check", "missing_file.py:fn"], "does not exist"),
+    (["check", "no_such_module_kqv:fn"], "cannot import module 'no_such_module_kqv'"),
+    (["check", "math:no_such_function"], "has no attribute 'no_such_function'"),
+    (["check", "math:pi"], "not a function"),
+    (["check", "numpy", "--kind", "sdpa", "--clause", "mask.boo"], "did you mean 'mask.bool'"),
+    (["check", "numpy", "--kind", "pe", "--clause", "mask.bool"], "no pe check enforces mask.bool"),
+    (["check", "numpy", "--replay", "{}"], "--replay"),
+    (["check", "numpy", "--clause", "mask.bool", "--replay", "not json"], "not valid JSON"),
+    (["check", "torch-sdpa-cpu", "--kind", "pe"], "has no pe kind"),
+    (["check", "numpy", "--dtypes", "float8"], "dtypes: expected one of"),
+    (["check", "numpy", "--batch-dims", "3"], "batch_dims"),
+    (["check", "numpy", "--profile", "slow"], "invalid choice: 'slow'"),
+    (["check", "numpy", "--masked-rows", "ones"], "invalid choice: 'ones'"),
+    (["check", "numpy", "--seed", "-1"], "expected an integer >= 0"),
+    (["check", "math:sqrt", "--device", "cuda"], "--arrays torch"),
+])
+def test_usage_errors_exit_2_with_a_message_and_no_traceback(arguments: list[str], message: str) -> None:
+    done = kqv(*arguments)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert message in done.stderr, done.stderr
+
+
+def test_a_target_whose_import_fails_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_text("import no_such_module_at_all\n")
+    done = kqv("check", f"{tmp_path / 'bad.py'}:fn")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "ModuleNotFoundError" in done.stderr and "bad.py" in done.stderr
+
+
+def test_a_backend_object_in_a_file_brings_its_declaration(tmp_path: Path) -> None:
+    (tmp_path / "mine.py").write_text(
+        "from kqv.conformance import Backend, Declaration\n"
+        "from kqv.conformance.backends.numpy_reference import sdpa\n"
+        "backend = Backend('mine', sdpa, Declaration(dtypes=('float32',), masked_rows='zeros', float_mask=False))\n")
+    done = kqv("check", f"{tmp_path / 'mine.py'}:backend", "--profile", "quick", "--clause", "mask.additive",
+               "--clause", "mask.bool", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "skip" in done.stdout and "pass" in done.stdout
+
+
+def test_in_process_main_returns_the_exit_status(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["check", "numpy", "--kind", "pe", "--profile", "quick"]) == 0
+    assert "pe.sinusoid" in capsys.readouterr().out
+    assert main(["check", f"{BROKEN / 'pe.py'}:concatenated_halves", "--kind", "pe", "--profile", "quick",
+                 "--json", str(tmp_path / "r.json")]) == 1
+    results = {c["clause"]: c for c in json.loads((tmp_path / "r.json").read_text())["targets"][0]["clauses"]}
+    assert 'matches the variant "concatenated halves [sin | cos]"' in results["pe.sinusoid"]["message"]
