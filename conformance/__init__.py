@@ -5,7 +5,7 @@
 - :class:`Backend` bundles a callable, its :class:`Declaration` (features, dtypes, conventions,
   :class:`ExpectedFailure` known departures) and the :class:`Adapter` of its arrays
   (:class:`NumpyAdapter`, :class:`TorchAdapter`); a third-party backend is a small file defining one.
-- The ``kqv check`` command (:mod:`kqv.conformance.cli`) and the pytest plugin
+- The ``kqv check`` command (``kqv.conformance.cli``) and the pytest plugin
   (``pytest --kqv-target module:function --kqv-kind sdpa``) run the same checks.
 - ``kqv selfcheck`` verifies the spec's derivations and the reference against its mpmath oracle.
 """

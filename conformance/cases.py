@@ -1,6 +1,6 @@
 """Cases: a few named parameters and a seed that determine the arrays of one call.
 
-Hypothesis draws and shrinks the parameters (:mod:`kqv.conformance.strategies`); the arrays are
+Hypothesis draws and shrinks the parameters (``kqv.conformance.strategies``); the arrays are
 made from them by NumPy, so a counterexample is small to print, exact to replay
 (``Case.to_json`` / ``case_from_json``) and cheap to build at any size. Arrays come out already
 rounded to the dtype under test.

@@ -114,7 +114,7 @@ class Declaration:
 
     @property
     def alignment(self) -> str:
-        """The causal alignment the backend is judged by: the declared one, else top-left."""
+        """The causal alignment the backend is judged by (the declared one, else top-left)."""
         return self.causal_alignment or "top-left"
 
     def expected_failure(self, clause: str, dtype: str) -> ExpectedFailure | None:

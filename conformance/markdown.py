@@ -42,6 +42,8 @@ def render(report: Report) -> str:
         spec = CLAUSES[result.clause]
         lines += [f"### {target.target} ({target.kind}): `{result.clause}`, {spec.title} ({result.status})", "",
                   f"> {spec.statement}", "", f"[The clause]({clause_url(result.clause)})", "", result.message, ""]
+        if result.may_follow_from:
+            lines += [f"*{', '.join(result.may_follow_from)} fail(s) too: this failure may follow from it.*", ""]
         if result.counterexample:
             lines += ["Counterexample (shrunk):", "", "```", result.counterexample, "```", ""]
         if result.reproduce:

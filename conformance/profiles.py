@@ -25,7 +25,7 @@ class Profile:
 PROFILES = {
     "quick": Profile("quick", examples=8, max_batch=2, max_length=8, max_width=8, max_heads=3,
                      max_pe_length=64, max_d_model=32),
-    "ci": Profile("ci", examples=30, max_batch=3, max_length=48, max_width=32, max_heads=4,
+    "ci": Profile("ci", examples=50, max_batch=3, max_length=48, max_width=32, max_heads=4,
                   max_pe_length=1024, max_d_model=128),
     "thorough": Profile("thorough", examples=250, max_batch=3, max_length=640, max_width=128, max_heads=8,
                         max_pe_length=8192, max_d_model=512),

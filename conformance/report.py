@@ -56,6 +56,7 @@ class ClauseResult:
     message: str = ""
     counterexample: str | None = None
     reproduce: str | None = None
+    may_follow_from: list[str] = field(default_factory=list)  # failed foundation clauses that may explain this one
 
     @property
     def status(self) -> str:
@@ -70,7 +71,8 @@ class ClauseResult:
         return {"clause": self.clause, "status": self.status, "message": self.message, "title": spec.title,
                 "statement": spec.statement, "link": clause_url(self.clause),
                 "dtypes": [d.to_dict() for d in self.dtypes], "counterexample": self.counterexample,
-                "reproduce": self.reproduce, "seconds": round(self.seconds, 3)}
+                "reproduce": self.reproduce, "may_follow_from": self.may_follow_from,
+                "seconds": round(self.seconds, 3)}
 
 
 @dataclass

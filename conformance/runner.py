@@ -28,6 +28,10 @@ from .profiles import Profile, profile as lookup_profile
 from .report import ClauseResult, DtypeResult, TargetReport
 
 Progress = Callable[[str, dict], None]
+
+# Clauses every other check of the kind leans on: when one fails, other failures may only echo it.
+FOUNDATIONS = {"sdpa": ("attention.shape", "scores.scale.default"), "mha": ("attention.shape", "mha.single-head"),
+               "pe": ("pe.sinusoid",)}
 ARRAY_PRINT_LIMIT = 64  # arrays with more elements are summarised, the case rebuilds them exactly
 
 
@@ -190,6 +194,10 @@ def run_backend(backend: Backend, profile: str | Profile = "ci", seed: int = 0, 
         results.append(_merge(results, result))
         notify("clause", {"target": backend.name, "clause": check.clause, "status": result.status})
     merged = list({r.clause: r for r in results}.values())
+    broken = [r.clause for r in merged if r.clause in FOUNDATIONS[backend.kind] and r.status == "failed"]
+    for result in merged:
+        if result.status == "failed" and result.clause not in FOUNDATIONS[backend.kind]:
+            result.may_follow_from = broken
     return TargetReport(backend.name, backend.kind, merged, _conventions(backend, contexts.get(
         "mask.fully-masked-row", Context())), backend.description, declaration.dtypes, time.perf_counter() - started)
 

@@ -47,6 +47,9 @@ def show(report: Report, console: Console) -> None:
             spec = CLAUSES[result.clause]
             body = [f"[bold]{escape(spec.statement)}[/bold]", escape(clause_url(result.clause)), "",
                     escape(result.message)]
+            if result.may_follow_from:
+                body += ["", f"[yellow]{', '.join(result.may_follow_from)} fail(s) too: this failure may follow from "
+                             f"it; fix that first.[/yellow]"]
             if result.counterexample:
                 body += ["", "[bold]counterexample (shrunk):[/bold]", escape(result.counterexample)]
             if result.reproduce:

@@ -12,13 +12,12 @@ float64 both are the dtype's. ``eta_s`` is half the subnormal spacing of the sto
 
 For one query row i with kept keys j (``A_ij = |s| sum_e |q_ie||k_je|``, scores
 ``x_ij = s q_i.k_j + M_ij``, row max ``m_i``), every exponent a kernel feeds to ``exp`` is off by at most
+``D_i``; each weight is then off by a factor within ``exp(+-2 D_i)``; the sums (with up to one
+online-softmax rescaling per key), the exponentials and the stored weights add
+``c = 4 u_s + (4 S + 4) u_a``, and the bound of output element ``(i, c)`` is ``B_ic``::
 
-    D_i = max_j [ (E + 2) u_a A_ij + 6 u_s (A_ij + |M_ij|) + 3 u_s |x_ij - m_i| ],
-
-so each weight is off by a factor within ``exp(+-2 D_i)``; the sums (with up to one online-softmax
-rescaling per key), the exponentials and the stored weights add ``c = 4 u_s + (4 S + 4) u_a`` and
-
-    B_ic = expm1(2 D_i + c) sum_j P_ij |V_jc| + u_s |O_ic| + 2 eta_s (sum_j |V_jc| + S + 1).
+    D_i = max_j [ (E + 2) u_a A_ij + 6 u_s (A_ij + |M_ij|) + 3 u_s |x_ij - m_i| ]
+    B_ic = expm1(2 D_i + c) sum_j P_ij |V_jc| + u_s |O_ic| + 2 eta_s (sum_j |V_jc| + S + 1)
 """
 
 from __future__ import annotations

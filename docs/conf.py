@@ -23,6 +23,7 @@ extensions = [
     "matplotlib.sphinxext.plot_directive",
     "kqv_clauses",
     "kqv_cli",
+    "kqv_conformance",
 ]
 
 source_suffix = {".md": "markdown"}

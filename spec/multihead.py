@@ -232,4 +232,44 @@ cross_attention = Clause(
     symbols=_SYMBOLS,
 )
 
-CLAUSES = (split, head, concat, output_projection, concat_block_sum, single_head, cross_attention)
+def multiply_adds(heads: sympy.Expr, width_k: sympy.Expr, width_v: sympy.Expr,
+                  evaluate: bool = False) -> dict[str, sympy.Expr]:
+    """Multiply-adds of each step of multi-head attention for one batch entry, by step name."""
+    def product(*factors):
+        return sympy.Mul(*factors, evaluate=evaluate)
+    return {
+        "projections": sympy.Add(product(L, d_model, heads, width_k), product(S, d_model, heads, width_k),
+                                 product(S, d_model, heads, width_v), evaluate=evaluate),
+        "scores": product(heads, L, S, width_k),
+        "weighted sum": product(heads, L, S, width_v),
+        "output projection": product(L, heads, width_v, d_model),
+    }
+
+
+def _cost_derivation() -> Derivation:
+    narrow = multiply_adds(h, d_model / h, d_model / h)
+    wide = multiply_adds(sympy.Integer(1), d_model, d_model, evaluate=True)
+    steps = [Step(f"{name}: h heads of width d_model/h cost what one head of width d_model costs",
+                  narrow[name], wide[name]) for name in narrow]
+    steps.append(Step("the scores and the weighted sum together: 2 L S d_model, whatever h",
+                      sympy.Add(narrow["scores"], narrow["weighted sum"], evaluate=False), 2 * L * S * d_model))
+    return Derivation(tuple(steps))
+
+
+cost = Clause(
+    id="mha.cost",
+    title="Many narrow heads cost one wide head",
+    statement=(
+        "With d_k = d_v = d_model / h, multi-head attention does as many multiply-adds as one head of width d_model: "
+        "(L + 2 S) d_model^2 for the projections, 2 L S d_model for the scores and the weighted sum, L d_model^2 for "
+        "the output projection; h changes how the work is split, not how much there is."
+    ),
+    expr=sympy.Eq(sympy.Add(*multiply_adds(h, d_model / h, d_model / h).values(), evaluate=False),
+                  sympy.Add(*multiply_adds(sympy.Integer(1), d_model, d_model, evaluate=True).values()),
+                  evaluate=False),
+    derivation=_cost_derivation(),
+    section=SECTION[0],
+    symbols={"h": "num_heads", "d_model / h": "the head width d_k = d_v"},
+)
+
+CLAUSES = (split, head, concat, output_projection, concat_block_sum, single_head, cross_attention, cost)

@@ -118,3 +118,13 @@ def test_the_causal_mask_with_the_wrong_inequality_looks_ahead() -> None:
     output = symbolic.sdpa(query, key, value, mask=mask)
     _fails(Step("O_0 does not depend on value 2", sympy.Derivative(output[0, 0], value[2, 0]), sympy.Integer(0),
                 check=checks.evaluated))
+
+
+def test_heads_of_full_width_do_not_cost_one_head() -> None:
+    from kqv.spec.multihead import multiply_adds
+    from kqv.spec.notation import d_model, h
+
+    full = multiply_adds(h, d_model, d_model)
+    one = multiply_adds(sympy.Integer(1), d_model, d_model, evaluate=True)
+    message = _fails(Step("h heads of width d_model cost one head", full["scores"], one["scores"]))
+    assert "step 1" in message

@@ -1,0 +1,168 @@
+"""Sphinx extension of kqv: the conformance suite's tables, generated from the code and from reports.
+
+Directives (MyST: ```` ```{kqv-checks} ````):
+
+``kqv-checks``
+    With ``:kind: sdpa`` (or ``mha``, ``pe``): a table of the checks of that kind, one row per
+    check, the clause it enforces (a link to the clause) and what it does (its docstring).
+``kqv-declaration``
+    The fields of :class:`kqv.conformance.Declaration`: name, default and meaning.
+``kqv-profiles``
+    The profiles: examples per check and dtype, and the largest sizes drawn.
+``kqv-report``
+    Takes a path to a JSON report written by ``kqv check --json`` (relative to the page) and
+    renders its matrix of clauses by backends per kind, its conventions table and the versions
+    it was measured with. An unreadable report is a build error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from docutils.parsers.rst import directives
+from sphinx import addnodes
+from sphinx.application import Sphinx
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+from kqv.conformance.checks import checks_for
+from kqv.conformance.declaration import FIELDS
+from kqv.conformance.profiles import PROFILES
+from kqv.spec import CLAUSES
+
+logger = logging.getLogger(__name__)
+
+SYMBOLS = {"passed": "pass", "failed": "FAIL", "skipped": "skip", "xfailed": "xfail", "xpassed": "xpass", "": ""}
+
+
+def _clause_ref(clause_id: str, docname: str) -> nodes.Node:
+    ref = addnodes.pending_xref("", refdomain="kqv", reftype="clause", reftarget=clause_id, refdoc=docname,
+                                refexplicit=False, refwarn=True)
+    ref += nodes.literal(clause_id, clause_id, classes=["xref", "kqv-clause-ref"])
+    return ref
+
+
+def _cell(content: Any) -> nodes.entry:
+    entry = nodes.entry()
+    if isinstance(content, nodes.Node):
+        entry += nodes.paragraph("", "", content)
+    else:
+        entry += nodes.paragraph(str(content), str(content))
+    return entry
+
+
+def _table(header: list[str], rows: list[list[Any]], widths: list[int] | None = None) -> nodes.table:
+    table = nodes.table(classes=["kqv-table"])
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    for width in widths or [1] * len(header):
+        group += nodes.colspec(colwidth=width)
+    head = nodes.thead()
+    row = nodes.row()
+    for title in header:
+        row += _cell(title)
+    head += row
+    group += head
+    body = nodes.tbody()
+    for cells in rows:
+        row = nodes.row()
+        for content in cells:
+            row += _cell(content)
+        body += row
+    group += body
+    return table
+
+
+class ChecksDirective(SphinxDirective):
+    """``kqv-checks`` with ``:kind:``: the checks of that kind."""
+
+    option_spec = {"kind": directives.unchanged_required}
+
+    def run(self) -> list[nodes.Node]:
+        kind = self.options.get("kind", "").strip()
+        checks = checks_for(kind)
+        if not checks:
+            logger.warning("kqv-checks: unknown kind %r", kind, location=self.get_location())
+            return []
+        rows = [[_clause_ref(check.clause, self.env.docname), check.doc,
+                 "once" if not check.per_dtype else "each dtype"] for check in checks]
+        return [_table(["clause", "what the check does", "runs"], rows, [3, 8, 2])]
+
+
+class DeclarationDirective(SphinxDirective):
+    """``kqv-declaration``: the fields of a backend's declaration."""
+
+    def run(self) -> list[nodes.Node]:
+        rows = []
+        for name, item in FIELDS.items():
+            default = item.default if item.default is not dataclasses.MISSING else item.default_factory()
+            rows.append([nodes.literal(name, name), nodes.literal(repr(default), repr(default)), item.metadata["help"]])
+        return [_table(["field", "default", "meaning"], rows, [3, 3, 8])]
+
+
+class ProfilesDirective(SphinxDirective):
+    """``kqv-profiles``: the profiles and their sizes."""
+
+    def run(self) -> list[nodes.Node]:
+        rows = [[nodes.literal(p.name, p.name), p.examples, p.max_length, p.max_width, p.max_heads, p.max_pe_length,
+                 p.max_d_model] for p in PROFILES.values()]
+        return [_table(["profile", "examples per check and dtype", "L, S up to", "E, Ev, d_k up to", "heads up to",
+                        "PE length up to", "d_model up to (pe)"], rows)]
+
+
+class ReportDirective(SphinxDirective):
+    """``kqv-report <path.json>``: the matrix and conventions of a saved report."""
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        path = Path(self.env.doc2path(self.env.docname)).parent / self.arguments[0]
+        self.env.note_dependency(str(path))
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            logger.warning("kqv-report: cannot read %s: %s", path, error, location=self.get_location())
+            return []
+        result: list[nodes.Node] = []
+        versions = ", ".join(f"{name} {version}" for name, version in report.get("versions", {}).items())
+        result.append(nodes.paragraph("", f"Profile {report['profile']}, seed {report['seed']}; measured with "
+                                          f"{versions}."))
+        for kind in ("sdpa", "mha", "pe"):
+            targets = [t for t in report["targets"] if t["kind"] == kind]
+            if not targets:
+                continue
+            statuses = [{c["clause"]: c["status"] for c in t["clauses"]} for t in targets]
+            clauses = [c for c in CLAUSES if any(c in s for s in statuses)]
+            rows = [[_clause_ref(clause, self.env.docname), *(SYMBOLS[s.get(clause, "")] for s in statuses)]
+                    for clause in clauses]
+            result.append(nodes.rubric("", f"{kind}: clauses by backend"))
+            result.append(_table(["clause", *(t["target"] for t in targets)], rows))
+        names: list[str] = []
+        for target in report["targets"]:
+            names.extend(n for n in target["conventions"] if n not in names)
+        rows = [[t["target"], t["kind"], *(f"{t['conventions'][n]['value']} ({t['conventions'][n]['source']})"
+                                           if n in t["conventions"] else "" for n in names)]
+                for t in report["targets"]]
+        result.append(nodes.rubric("", "conventions"))
+        result.append(_table(["target", "kind", *names], rows))
+        timings = [[t["target"], t["kind"], ", ".join(t.get("dtypes", [])), f"{t.get('seconds', 0):.1f} s"]
+                   for t in report["targets"]]
+        result.append(nodes.rubric("", "dtypes and time"))
+        result.append(_table(["target", "kind", "dtypes", "time"], timings))
+        if report.get("unavailable"):
+            result.append(nodes.rubric("", "not available where it was measured"))
+            result.append(_table(["target", "kind", "reason"],
+                                 [[u["target"], u["kind"], u["reason"]] for u in report["unavailable"]]))
+        return result
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_directive("kqv-checks", ChecksDirective)
+    app.add_directive("kqv-declaration", DeclarationDirective)
+    app.add_directive("kqv-profiles", ProfilesDirective)
+    app.add_directive("kqv-report", ReportDirective)
+    return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
