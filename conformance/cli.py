@@ -56,9 +56,10 @@ def _declaration_options(parser: argparse.ArgumentParser) -> None:
         if item.type == "bool":
             if item.default:
                 group.add_argument("--no-" + name.replace("_", "-"), dest=name, action="store_false", default=None,
-                                   help=f"it does not: {text}")
+                                   help=f"declare {name}=False (default True: {text})")
             else:
-                group.add_argument(flag, dest=name, action="store_true", default=None, help=f"it does: {text}")
+                group.add_argument(flag, dest=name, action="store_true", default=None,
+                                   help=f"declare {name}=True (default False: {text})")
         elif name == "dtypes":
             group.add_argument(flag, dest=name, type=_list, default=None, metavar="D1,D2",
                                help=f"{text}, from float64, float32, float16, bfloat16 (default float64,float32)")
@@ -73,10 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "suite for transformer attention.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+    from .backends import BUILTINS
+
     check = commands.add_parser(
         "check", help="check attention implementations clause by clause",
         description="Check attention implementations clause by clause. TARGET is a built-in backend "
-                    "(numpy, torch-sdpa-cpu, torch-sdpa-cuda, torch-mha-cpu), module:function, or "
+                    f"({', '.join(BUILTINS)}), module:function, or "
                     "path/to/file.py:function; the function may be a plain callable following the --kind contract "
                     "or a kqv.conformance.Backend. With no TARGET, every built-in backend available here is checked. "
                     "Exit status: 0 every target conforms, 1 a clause fails, 2 usage error or a target that cannot "
@@ -85,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--kind", choices=KINDS, help="the contract: sdpa (default for functions), mha or pe; "
                        "for a built-in, only its backend of that kind")
     check.add_argument("--profile", choices=list(PROFILES), default="ci",
-                       help="quick (seconds), ci (default, about a minute per backend) or thorough (nightly)")
+                       help="quick (seconds), ci (default, at most a minute per backend) or thorough (nightly)")
     check.add_argument("--seed", type=_integer(0), default=0, help="seed of the generated cases (default 0)")
     check.add_argument("--clause", action="append", dest="clauses", metavar="ID",
                        help="check only this clause id (repeatable)")

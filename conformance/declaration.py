@@ -72,8 +72,8 @@ class Declaration:
                                       "(undeclared: observed and reported)", default=None)
     causal_alignment: str | None = _option("is_causal alignment when L != S: top-left, bottom-right "
                                            "(undeclared: top-left)", default=None)
-    accumulation: str = _option("precision of sums and intermediates for float16/bfloat16: float32 (at least "
-                                "float32) or dtype (the storage dtype itself)", default="float32")
+    accumulation: str = _option("precision of the sums (dot products, softmax sums) for float16/bfloat16: float32 "
+                                "(at least float32) or dtype (the storage dtype itself)", default="float32")
     heads_split_model: bool = _option("mha: needs num_heads * d_k = num_heads * d_v = d_model, as "
                                       "torch.nn.MultiheadAttention does", default=False)
     biases: bool = _option("mha: accepts the biases b_q, b_k, b_v, b_o", default=True)

@@ -45,4 +45,4 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 
 def test_readme_main_job_command_is_present() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert "pip install -q torch==2.13.0 && .venv/bin/pip install -q -e . && .venv/bin/kqv selfcheck" in readme
+    assert "pip install -q torch==2.13.0 && .venv/bin/pip install -q -e . && .venv/bin/kqv check" in readme

@@ -134,3 +134,48 @@ def test_gradients_page_renders_the_gradient_section(site: Path) -> None:
     for clause_id in ("gradient.value", "gradient.weights", "gradient.scores", "gradient.query", "gradient.key",
                       "softmax.jacobian"):
         assert f"clause-{clause_id}" in ids, clause_id
+
+
+def test_report_links_point_at_anchors_of_the_built_site(site: Path) -> None:
+    from kqv.conformance.links import base_url, clause_page, clause_url
+
+    for clause_id in CLAUSES:
+        page = clause_page(clause_id)
+        assert f"clause-{clause_id}" in _ids(site / page), (clause_id, page)
+        assert clause_url(clause_id) == f"{base_url()}{page}#clause-{clause_id}"
+
+
+def test_the_docs_base_url_is_one_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kqv.conformance.links import clause_url
+
+    monkeypatch.setenv("KQV_DOCS_URL", "file:///tmp/site")
+    assert clause_url("mask.bool") == "file:///tmp/site/masking.html#clause-mask.bool"
+
+
+def test_cli_page_documents_kqv_check(site: Path) -> None:
+    from kqv.conformance.cli import build_parser
+
+    page = (site / "cli.html").read_text(encoding="utf-8")
+    assert 'id="kqv-cli-check"' in page
+    check = next(action for action in build_parser()._actions if action.dest == "command").choices["check"]
+    for action in check._actions:
+        for option in action.option_strings:
+            assert option in page, option
+
+
+def test_conformance_page_tables_come_from_the_code(site: Path) -> None:
+    from kqv.conformance.checks import checks_for
+    from kqv.conformance.declaration import FIELDS
+
+    page = (site / "conformance.html").read_text(encoding="utf-8")
+    for kind in ("sdpa", "mha", "pe"):
+        for check in checks_for(kind):
+            assert f"clause-{check.clause}" in page, check.clause
+    for name in FIELDS:
+        assert f"<code class=\"docutils literal notranslate\"><span class=\"pre\">{name}</span></code>" in page, name
+
+
+def test_error_model_and_masking_figures(site: Path) -> None:
+    images = {image.name for image in (site / "_images").glob("*.png")}
+    assert "error-model-1.png" in images
+    assert {"masking-1.png", "padding_masks.png"} <= images
