@@ -100,6 +100,24 @@ def _scores(query, key, scale):
     return scale * (query @ key_t), abs(scale) * (np.abs(query) @ np.abs(key_t))
 
 
+def sdpa_bound(query: np.ndarray, key: np.ndarray, value: np.ndarray, weights: np.ndarray, keep: np.ndarray,
+               additive: np.ndarray, scale: float, precision: Precision) -> np.ndarray:
+    """``B_ic`` of the module docstring, ``(..., L, Ev)``, from float64 arrays.
+
+    ``weights`` are the reference weights ``P (..., L, S)``, ``keep`` the kept keys and ``additive``
+    the finite additive mask at kept keys (zeros where there is none), both ``(..., L, S)``.
+    """
+    E, S = query.shape[-1], key.shape[-2]
+    x, A = _scores(query, key, scale)
+    x = x + additive
+    exponent = _row_exponent_error(A, x, additive, keep, E, precision)  # (..., L)
+    extra = 4 * precision.storage + (4 * S + 4) * precision.accumulation
+    mass = weights @ np.abs(value)  # (..., L, Ev): sum_j P_ij |V_jc|
+    kept_total = keep.astype(np.float64) @ np.abs(value)  # (..., L, Ev): sum over kept j of |V_jc|
+    return np.expm1(2 * exponent + extra)[..., None] * mass + precision.storage * np.abs(weights @ value) \
+        + 2 * precision.underflow * (kept_total + S + 1)
+
+
 def sdpa_expectation(inputs: SdpaInputs, precision: Precision, alignment: str = "top-left",
                      masked_rows: str = "zeros") -> Expectation:
     """Reference output and bound ``B_ic`` of one ``sdpa`` call (clause ``attention.accuracy``).
@@ -120,14 +138,7 @@ def sdpa_expectation(inputs: SdpaInputs, precision: Precision, alignment: str = 
     weights = attention_weights(query, key, attn_mask=mask, is_causal=inputs.is_causal, scale=inputs.scale,
                                 causal_alignment=alignment)  # (..., L, S), zeros on empty rows
     weights_out = weights @ value  # (..., L, Ev), clause output.weighted-sum
-    x, A = _scores(query, key, scale)
-    x = x + additive
-    exponent = _row_exponent_error(A, x, additive, keep, E, precision)  # (..., L)
-    extra = 4 * precision.storage + (4 * S + 4) * precision.accumulation
-    mass = weights @ np.abs(value)  # (..., L, Ev): sum_j P_ij |V_jc|
-    kept_total = keep.astype(np.float64) @ np.abs(value)  # (..., L, Ev): sum over kept j of |V_jc|
-    bound = np.expm1(2 * exponent + extra)[..., None] * mass + precision.storage * np.abs(weights_out) \
-        + 2 * precision.underflow * (kept_total + S + 1)
+    bound = sdpa_bound(query, key, value, weights, keep, additive, scale, precision)
     empty = ~np.any(keep, axis=-1)  # (..., L)
     expected = weights_out
     if np.any(empty):

@@ -36,6 +36,23 @@ def test_builtin_backend_passes_every_applicable_clause(target: str, kind: str, 
     assert report.conformant
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available here")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_torch_sdpa_on_cuda_passes_every_applicable_clause(seed: int) -> None:
+    _, failed, skipped = _outcome(check("torch-sdpa-cuda", "sdpa", profile="quick", seed=seed))
+    assert not failed, failed
+    assert skipped == EXPECTED_SKIPS["sdpa"]
+
+
+def test_without_cuda_the_cuda_backend_is_reported_unavailable() -> None:
+    from kqv.conformance.backends import builtin
+
+    reason = builtin("torch-sdpa-cuda")["sdpa"].unavailable()
+    assert (reason is None) == torch.cuda.is_available()
+    if reason:
+        assert "CUDA is not available" in reason
+
+
 def test_numpy_sdpa_passes_the_ci_profile() -> None:
     _, failed, skipped = _outcome(check("numpy", "sdpa", profile="ci", seed=3))
     assert not failed, failed

@@ -1,10 +1,10 @@
 """Shared pieces of the reference tests: hypothesis strategies and float64 forward-error bounds.
 
-The bounds are first-order forward-error bounds of the float64 computation in
-units of ``u = 2**-53``, with generous constant factors (16 on the summation
-terms), so that a correct float64 implementation stays well below them while an
-implementation off by a rounding of a lower precision (float32: ``2**-24``) or by
-a wrong formula does not.
+The sdpa bound is the tolerance model of ``kqv.conformance.tolerance`` at float64; the mha and
+pe bounds are first-order forward-error bounds of the float64 computation in units of
+``u = 2**-53``, so that a correct float64 implementation stays well below them while an
+implementation off by a rounding of a lower precision (float32: ``2**-24``) or by a wrong
+formula does not.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from kqv.conformance.tolerance import Precision
+from kqv.conformance.tolerance import sdpa_bound as sdpa_bound_model
 from kqv.reference import attention_weights, causal_mask
 
 U = 2.0**-53
@@ -25,36 +27,19 @@ TINY = np.finfo(np.float64).tiny
 
 
 def sdpa_bound(query, key, value, weights, *, scale=None, additive=None):
-    """Allowed float64 error of each element of ``O = P V``, ``(..., L, Ev)``.
+    """Allowed float64 error of each element of ``O = P V``, ``(..., L, Ev)``: the tolerance model of
+    ``kqv.conformance.tolerance`` (clause ``attention.accuracy``) at float64.
 
-    ``weights`` is the (exact or reference) ``P``; keys with ``P_ij = 0`` count as
-    masked. With ``A_ij = |s| sum_e |q_ie||k_je| + |a_ij|`` (``a`` the additive mask)
-    a score is off by at most ``(E + 4) u A_ij`` and its shift by the row max by
-    ``u |x_ij - m_i|``; a weight then moves by a factor within ``exp(2 D_i)``,
-    ``D_i = (E + 4) u max_j A_ij + 2 u max_j |x_ij - m_i|`` over kept keys. The sums
-    and the product with V add at most ``16 (S + E) u`` relative to
-    ``sum_j p_ij |v_jc|``::
-
-        |o_ic - exact_ic| <= (16 (S + E) u + expm1(2 D_i)) sum_j p_ij |v_jc| + u |o_ic| + tiny
+    ``weights`` is the (exact or reference) ``P``; keys with ``P_ij = 0`` count as masked and
+    ``additive`` is the float mask (its ``-inf`` entries are masked keys).
     """
-    e = query.shape[-1]
-    source = key.shape[-2]
-    s = 1.0 / np.sqrt(e) if scale is None else float(scale)
-    kept = weights > 0
-    magnitudes = abs(s) * (np.abs(query) @ np.swapaxes(np.abs(key), -1, -2))  # (..., L, S)
-    scores = s * (query @ np.swapaxes(key, -1, -2))  # (..., L, S)
-    if additive is not None:
-        finite = np.where(np.isfinite(additive), additive, 0.0)
-        magnitudes = magnitudes + np.abs(finite)
-        scores = scores + finite
-    magnitudes, scores, kept = np.broadcast_arrays(magnitudes, scores, kept)
-    row_max = np.max(np.where(kept, scores, -np.inf), axis=-1, keepdims=True)
-    row_max = np.where(np.isfinite(row_max), row_max, 0.0)
-    spread = np.max(np.where(kept, np.abs(scores - row_max), 0.0), axis=-1)  # (..., L)
-    exponent_error = (e + 4) * U * np.max(np.where(kept, magnitudes, 0.0), axis=-1) + 2 * U * spread
-    relative = 16 * (source + e) * U + np.expm1(2 * exponent_error)  # (..., L)
-    mass = weights @ np.abs(value)  # (..., L, Ev): sum_j p_ij |v_jc|
-    return relative[..., None] * mass + U * np.abs(weights @ value) + TINY
+    query, key, value = (np.asarray(a, dtype=np.float64) for a in (query, key, value))
+    s = 1.0 / np.sqrt(query.shape[-1]) if scale is None else float(scale)
+    kept = np.asarray(weights) > 0
+    finite = np.zeros(kept.shape) if additive is None else np.where(np.isfinite(additive), additive, 0.0)
+    kept, finite = np.broadcast_arrays(kept, finite)
+    return sdpa_bound_model(query, key, value, np.asarray(weights, dtype=np.float64), kept, finite, s,
+                            Precision.of("float64")) + TINY
 
 
 def pe_bound(length, d_model, base=10000.0):
