@@ -135,6 +135,7 @@ def sdpa_expectation(inputs: SdpaInputs, precision: Precision, alignment: str = 
     masks = combine_masks(mask, inputs.is_causal, batch + (L, S), alignment)
     keep = np.broadcast_to(masks.keep, batch + (L, S))
     additive = np.zeros(batch + (L, S)) if masks.additive is None else np.broadcast_to(masks.additive, batch + (L, S))
+    query = np.broadcast_to(query, batch + (L, E))  # the weights' batch includes value's batch dims
     weights = attention_weights(query, key, attn_mask=mask, is_causal=inputs.is_causal, scale=inputs.scale,
                                 causal_alignment=alignment)  # (..., L, S), zeros on empty rows
     weights_out = weights @ value  # (..., L, Ev), clause output.weighted-sum

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .blocked import blocked_attention
 from .masking import combine_masks
 from .softmax import masked_softmax
 from .validation import MASKED_ROWS, as_float64, check_attention_shapes, check_choice, check_dropout, check_scale
@@ -67,9 +68,16 @@ def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bo
     return weights
 
 
+METHODS = ("auto", "dense", "blocked")
+# "auto" takes the blocked form from this many scores (batch * L * S) on: below it the dense form is
+# as fast, above it the blocked form is faster and its memory stays O(L * E) (measured, README).
+BLOCKED_FROM = 2**19
+
+
 def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: Any = None, *, causal_alignment: str = "top-left",
-                                 masked_rows: str = "zeros") -> np.ndarray:
+                                 masked_rows: str = "zeros", method: str = "auto",
+                                 block_size: tuple[int, int] | None = None) -> np.ndarray:
     """Attention ``O = softmax(Q K^T * scale + mask) V`` in float64 (clause ``attention.sdpa``).
 
     ``O_ic = sum_j P_ij v_jc`` (clause ``output.weighted-sum``) with ``P`` from
@@ -108,8 +116,32 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     so finite scores of any magnitude neither overflow nor give ``0/0`` on rows
     that keep a key, and masked keys get weight exactly 0 (clause
     ``mask.zero-weight``).
+
+    ``method``: ``"dense"`` forms the ``(..., L, S)`` weights; ``"blocked"``
+    (:func:`kqv.reference.blocked.blocked_attention`) walks blocks of keys with an
+    online softmax (clause ``softmax.online``) in memory ``O(L * E)``, on every
+    core, with ``block_size = (query rows, keys)``; ``"auto"`` (the default) takes
+    the blocked form from ``2**19`` scores (batch x L x S) on. The two agree to
+    float64 rounding.
     """
     check_dropout(dropout_p)
+    method = check_choice("method", method, METHODS)
+    if method == "auto":
+        shapes = [np.shape(a) for a in (query, key, value)]
+        if all(len(shape) >= 2 for shape in shapes):
+            try:
+                batch = np.broadcast_shapes(*(shape[:-2] for shape in shapes))
+            except ValueError:
+                batch = None  # the dense form reports the mismatch
+            scores = None if batch is None else int(np.prod(batch, dtype=np.int64)) * shapes[0][-2] * shapes[1][-2]
+            method = "blocked" if scores is not None and scores >= BLOCKED_FROM else "dense"
+        else:
+            method = "dense"
+    if method == "blocked":
+        return blocked_attention(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
+                                 masked_rows=masked_rows, block_size=block_size)
+    if block_size is not None:
+        raise ValueError("block_size: only the blocked method takes a block size (method='blocked')")
     weights, empty, value = _weights(query, key, attn_mask, is_causal, scale, causal_alignment, masked_rows, value)
     output = weights @ value  # (..., L, Ev), clause output.weighted-sum
     if masked_rows == "nan":

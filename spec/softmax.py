@@ -149,4 +149,46 @@ jacobian = Clause(
     symbols={"delta": "Kronecker delta"},
 )
 
-CLAUSES = (definition, rows_sum_to_one, shift_invariance, stable, jacobian)
+def _online() -> Derivation:
+    scores = _vector("x", 3)
+    values = _vector("v", 3)
+    first, second = sympy.symbols("m m'", real=True)  # the running max after block 1, after block 2
+    running_sum = sympy.exp(scores[0] - first) + sympy.exp(scores[1] - first)  # l after block 1 (keys 0, 1)
+    running_out = sympy.exp(scores[0] - first) * values[0] + sympy.exp(scores[1] - first) * values[1]  # o
+    rescale = sympy.exp(first - second)
+    new_sum = running_sum * rescale + sympy.exp(scores[2] - second)  # l' after block 2 (key 2)
+    new_out = running_out * rescale + sympy.exp(scores[2] - second) * values[2]  # o'
+    weights = symbolic.softmax(scores)
+    return Derivation((
+        Step("rescaling block 1's running sum by exp(m - m') gives the sum shifted by m'",
+             running_sum * rescale, sympy.exp(scores[0] - second) + sympy.exp(scores[1] - second),
+             check=lambda lhs, rhs: sympy.simplify(sympy.powsimp(sympy.expand(lhs - rhs))) == 0),
+        Step("l' is the sum over all three keys shifted by m'",
+             new_sum, sympy.Add(*(sympy.exp(x_ - second) for x_ in scores)),
+             check=lambda lhs, rhs: sympy.simplify(sympy.powsimp(sympy.expand(lhs - rhs))) == 0),
+        Step("o'/l' is the softmax-weighted sum of the values, whatever the shifts m and m'",
+             new_out / new_sum, sympy.Add(*(w * v_ for w, v_ in zip(weights, values)))),
+    ))
+
+
+_m, _m_new = sympy.Symbol("m", real=True), sympy.Symbol("m'", real=True)
+_block = sympy.symbols("j_0 j_1", integer=True, nonnegative=True)  # the block's keys are j_0 .. j_1 - 1
+
+online = Clause(
+    id="softmax.online",
+    title="Online softmax",
+    statement=(
+        "Keys may be processed block by block, keeping per row a running max m, a running sum l of exp(x - m) and a "
+        "running output o; a block of scores x_j with values v_j updates them to m' = max(m, max_j x_j), "
+        "l' = l exp(m - m') + sum_j exp(x_j - m') and o' = o exp(m - m') + sum_j exp(x_j - m') v_j, and after the last "
+        "block o / l = softmax(x) V: the shift cancels for any m, so the result does not depend on the blocks."
+    ),
+    expr=sympy.Eq(sympy.Symbol("l'"), sympy.Symbol("l") * sympy.exp(_m - _m_new)
+                  + sympy.Sum(sympy.exp(x[j] - _m_new), (j, _block[0], _block[1] - 1))),
+    derivation=_online(),
+    section=SECTION[0],
+    symbols={"m": "running max of the row's scores", "l": "running sum of exp(x - m)",
+             "o": "running sum of exp(x - m) v", "m'": "the max after the block", "j_0, j_1": "the block's keys"},
+)
+
+CLAUSES = (definition, rows_sum_to_one, shift_invariance, stable, jacobian, online)

@@ -128,3 +128,11 @@ def test_heads_of_full_width_do_not_cost_one_head() -> None:
     one = multiply_adds(sympy.Integer(1), d_model, d_model, evaluate=True)
     message = _fails(Step("h heads of width d_model cost one head", full["scores"], one["scores"]))
     assert "step 1" in message
+
+
+def test_an_online_softmax_that_forgets_to_rescale_fails() -> None:
+    x = list(sympy.symbols("x_0:2", real=True))
+    m, m_new = sympy.symbols("m m'", real=True)
+    forgot = sympy.exp(x[0] - m) + sympy.exp(x[1] - m_new)  # the old sum is not rescaled by exp(m - m')
+    _fails(Step("the running sum without the rescaling", forgot, sympy.exp(x[0] - m_new) + sympy.exp(x[1] - m_new),
+                check=lambda lhs, rhs: sympy.simplify(sympy.powsimp(sympy.expand(lhs - rhs))) == 0))

@@ -1,0 +1,178 @@
+"""Speed and memory of the float64 reference against its peers, measured side by side in one run.
+
+    python benchmarks/bench_reference.py [--repeats 7] [--json FILE] [--quick] [--long-length 65536]
+
+Forward attention in float64 on the CPU for B=1, H=8, L=S=1024, E=Ev=64, without a mask and
+causal: kqv's blocked reference (the form ``method="auto"`` takes at this size), kqv's dense
+reference, torch's fused CPU kernel and its math kernel (``torch.nn.attention.sdpa_kernel``),
+ONNX's reference evaluator (a one-node opset-23 ``Attention`` model) and a plain NumPy
+``softmax(Q K^T / sqrt(E)) V``. Each time is the median of ``--repeats`` runs after a warm-up;
+the ratios are kqv-blocked's time over each peer's. The achieved rate is ``4 B H L S E`` flops
+(halved when causal: half the scores are masked) over the
+time, against the float64 matrix-multiply peak measured in the same run (a 4096 x 4096 product).
+Then one long sequence, L=S=``--long-length``, H=1, E=64, causal and not, in a subprocess whose
+peak resident memory (``ru_maxrss``) is read when it ends. Figures, not assertions: they go in
+the README and the closing notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from kqv.reference import scaled_dot_product_attention
+
+B, H, L, E = 1, 8, 1024, 64
+
+
+def median_time(function, repeats: int) -> float:
+    function()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def plain_numpy(query, key, value, is_causal):
+    scores = query @ np.swapaxes(key, -1, -2) / np.sqrt(query.shape[-1])  # (B, H, L, S)
+    if is_causal:
+        scores = np.where(np.tril(np.ones(scores.shape[-2:], dtype=bool)), scores, -np.inf)
+    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return (weights / weights.sum(axis=-1, keepdims=True)) @ value
+
+
+def torch_kernel(kernel_name):
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    kernel = getattr(SDPBackend, kernel_name)
+
+    def run(query, key, value, is_causal):
+        with sdpa_kernel(kernel), torch.no_grad():
+            return torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=is_causal)
+    return run
+
+
+def onnx_reference(query_shape, is_causal):
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    names = ("Q", "K", "V")
+    node = helper.make_node("Attention", list(names), ["Y"], is_causal=int(is_causal))
+    graph = helper.make_graph([node], "attention",
+                              [helper.make_tensor_value_info(n, TensorProto.DOUBLE, query_shape) for n in names],
+                              [helper.make_tensor_value_info("Y", TensorProto.DOUBLE, None)])
+    evaluator = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)]))
+    return lambda query, key, value, _: evaluator.run(None, dict(zip(names, (query, key, value))))[0]
+
+
+def peers(is_causal):
+    """(name, function taking (query, key, value, is_causal), array kind) of every peer, or why it is missing."""
+    found = [("kqv blocked", lambda q, k, v, c: scaled_dot_product_attention(q, k, v, is_causal=c, method="blocked"),
+              "numpy"),
+             ("kqv dense", lambda q, k, v, c: scaled_dot_product_attention(q, k, v, is_causal=c, method="dense"),
+              "numpy"),
+             ("numpy softmax(QK^T)V", plain_numpy, "numpy")]
+    missing = {}
+    try:
+        found += [("torch fused (FLASH_ATTENTION)", torch_kernel("FLASH_ATTENTION"), "torch"),
+                  ("torch math (MATH)", torch_kernel("MATH"), "torch")]
+    except ImportError as error:
+        missing["torch"] = str(error)
+    try:
+        found.append(("onnx.reference Attention", onnx_reference((B, H, L, E), is_causal), "numpy"))
+    except (ImportError, AttributeError) as error:
+        missing["onnx.reference Attention"] = str(error)
+    return found, missing
+
+
+def matmul_peak(repeats: int) -> float:
+    a = np.random.default_rng(0).standard_normal((4096, 4096))
+    return 2 * 4096**3 / median_time(lambda: a @ a, max(3, repeats // 2)) / 1e9
+
+
+def long_sequence(length: int, is_causal: bool) -> dict:
+    """Time and peak memory of one blocked call on L = S = ``length``, in a fresh process."""
+    code = (
+        "import time, numpy as np\n"
+        "def hwm():  # peak resident set of this process image, in KiB (VmHWM, reset by exec)\n"
+        "    return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])\n"
+        "from kqv.reference import scaled_dot_product_attention\n"
+        f"rng = np.random.default_rng(0); shape = (1, {length}, 64)\n"
+        "q, k, v = (rng.standard_normal(shape) for _ in range(3))\n"
+        "before = hwm()\n"
+        "t = time.perf_counter()\n"
+        f"out = scaled_dot_product_attention(q, k, v, is_causal={is_causal})\n"
+        "t = time.perf_counter() - t\n"
+        "print(t, before, hwm(), bool(np.isfinite(out).all()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    seconds, before, peak, finite = done.stdout.split()
+    return {"L": length, "S": length, "H": 1, "E": 64, "causal": is_causal, "seconds": float(seconds),
+            "peak_rss_mib": int(peak) / 1024, "rss_before_call_mib": int(before) / 1024, "finite": finite == "True",
+            "dense_scores_gib": length * length * 8 / 2**30}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--quick", action="store_true", help="3 repeats and a 16,384 long sequence")
+    parser.add_argument("--long-length", type=int, default=65536)
+    arguments = parser.parse_args()
+    repeats = 3 if arguments.quick else arguments.repeats
+    long_length = 16384 if arguments.quick else arguments.long_length
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((B, H, L, E)) for _ in range(3)]
+    peak = matmul_peak(repeats)
+    results = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()},
+               "matmul_peak_gflops": peak, "configurations": [], "long": []}
+    print(f"float64 matmul peak (4096 x 4096, numpy/OpenBLAS, {os.cpu_count()} cores): {peak:.1f} GFLOP/s")
+    for is_causal in (False, True):
+        found, missing = peers(is_causal)
+        flops = 4 * B * H * L * L * E / (2 if is_causal else 1)
+        times = {}
+        for name, function, kind in found:
+            inputs = arrays
+            if kind == "torch":
+                import torch
+
+                inputs = [torch.from_numpy(a) for a in arrays]
+            times[name] = median_time(lambda: function(*inputs, is_causal), repeats)
+        mine = times["kqv blocked"]
+        print(f"\nB={B} H={H} L=S={L} E=Ev={E} float64, {'causal' if is_causal else 'no mask'} "
+              f"(median of {repeats}; ratio = kqv blocked / peer)")
+        rows = []
+        for name, seconds in times.items():
+            rate = flops / seconds / 1e9
+            rows.append({"name": name, "median_ms": seconds * 1e3, "ratio_kqv_blocked_over_peer": mine / seconds,
+                         "gflops": rate, "fraction_of_matmul_peak": rate / peak})
+            print(f"  {name:<32} {seconds * 1e3:8.1f} ms   ratio {mine / seconds:5.2f}   {rate:5.1f} GFLOP/s "
+                  f"({rate / peak:.0%} of peak)")
+        for name, why in missing.items():
+            print(f"  {name:<32} not measured: {why}")
+        results["configurations"].append({"causal": is_causal, "rows": rows, "missing": missing})
+    for is_causal in (False, True):
+        row = long_sequence(long_length, is_causal)
+        results["long"].append(row)
+        print(f"\nL=S={long_length} H=1 E=64 float64 {'causal' if is_causal else 'no mask'}: {row['seconds']:.1f} s, "
+              f"peak RSS {row['peak_rss_mib']:.0f} MiB (of which {row['rss_before_call_mib']:.0f} MiB before the call; "
+              f"the dense scores alone would take {row['dense_scores_gib']:.0f} GiB), finite: {row['finite']}")
+    if arguments.json:
+        with open(arguments.json, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
