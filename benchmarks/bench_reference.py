@@ -8,16 +8,19 @@ reference, torch's fused CPU kernel and its math kernel (``torch.nn.attention.sd
 ONNX's reference evaluator (a one-node opset-23 ``Attention`` model) and a plain NumPy
 ``softmax(Q K^T / sqrt(E)) V``. Each time is the median of ``--repeats`` runs after a warm-up;
 the ratios are kqv-blocked's time over each peer's. The achieved rate is ``4 B H L S E`` flops
-(halved when causal: half the scores are masked) over the
-time, against the float64 matrix-multiply peak measured in the same run (a 4096 x 4096 product).
+(halved when causal: half the scores are masked) over the time, against the float64
+matrix-multiply peak measured in the same run (a 4096 x 4096 NumPy product on every core).
+Then where the blocked reference's time goes: each step of the online softmax timed on one block
+of scores on one core, scaled to the whole call, next to the whole call on one worker and on all.
 Then one long sequence, L=S=``--long-length``, H=1, E=64, causal and not, in a subprocess whose
-peak resident memory (``ru_maxrss``) is read when it ends. Figures, not assertions: they go in
-the README and the closing notes.
+peak resident memory (``VmHWM`` of ``/proc/self/status``, the ``ru_maxrss`` of that process) is
+read when it ends. Figures, not assertions: they go in the README and the closing notes.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -34,13 +37,20 @@ B, H, L, E = 1, 8, 1024, 64
 
 
 def median_time(function, repeats: int) -> float:
-    function()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return median_times({"": function}, repeats)[""]
+
+
+def median_times(functions: dict, repeats: int) -> dict:
+    """Median wall time of each function over ``repeats`` rounds after one warm-up round; each round
+    runs every function once, so that a change in the machine's load touches all of them alike."""
+    times = {name: [] for name in functions}
+    for round_ in range(repeats + 1):
+        for name, function in functions.items():
+            started = time.perf_counter()
+            function()
+            if round_:
+                times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def plain_numpy(query, key, value, is_causal):
@@ -55,7 +65,7 @@ def torch_kernel(kernel_name):
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(os.cpu_count() or 1)  # 2 on the machine of the README
     kernel = getattr(SDPBackend, kernel_name)
 
     def run(query, key, value, is_causal):
@@ -102,6 +112,71 @@ def matmul_peak(repeats: int) -> float:
     return 2 * 4096**3 / median_time(lambda: a @ a, max(3, repeats // 2)) / 1e9
 
 
+def profile(is_causal: bool, repeats: int) -> dict:
+    """Where the blocked reference's time goes, on this configuration.
+
+    Each step of the online softmax is timed on one block of ``R x 1024`` scores (the default
+    block) on one core, BLAS held to one thread, per score; times the number of scores the blocked
+    form computes (with ``is_causal``: those on or below the diagonal, and the few masked ones the
+    diagonal blocks hold), that predicts the call on one core, next to the call measured on one
+    worker and one BLAS thread, and on every core.
+    """
+    from threadpoolctl import threadpool_limits
+
+    import kqv.reference.blocked as blocked
+
+    rows, keys = blocked.DEFAULT_BLOCK
+    diagonal = min(blocked.DIAGONAL_KEYS, keys)
+    offset = 0 if is_causal else None
+    scores = B * H * sum((j1 - j0) * (min(i0 + rows, L) - i0 - r) for i0 in range(0, L, rows)
+                         for j0, j1, r in blocked._key_blocks(i0, min(i0 + rows, L), L, offset, keys, diagonal))
+    rng = np.random.default_rng(1)
+    query = rng.standard_normal((rows, E)) / np.sqrt(E)  # (R, E), scaled
+    key, value = rng.standard_normal((keys, E)), rng.standard_normal((keys, E))  # (1024, E)
+    x = query @ key.T
+    top = x.max(axis=-1, keepdims=True)
+    shifted = x - top
+    steps = {  # one step of clause softmax.online on a block, as the blocked form does it
+        "scores Q K^T (matmul)": lambda: query @ key.T,
+        "row max": lambda: x.max(axis=-1, keepdims=True),
+        "x - m": lambda: np.subtract(x, top, out=shifted),
+        "exp": lambda: np.exp(shifted, out=x),
+        "row sums": lambda: x.sum(axis=-1, keepdims=True),
+        "P V (matmul)": lambda: x @ value,
+    }
+    arrays = [rng.standard_normal((B, H, L, E)) for _ in range(3)]
+    with threadpool_limits(limits=1, user_api="blas"):
+        per_block = median_times(steps, 5 * repeats)
+        one_core = median_time(lambda: blocked.blocked_attention(*arrays, is_causal=is_causal, workers=1), repeats)
+    every_core = median_time(lambda: blocked.blocked_attention(*arrays, is_causal=is_causal), repeats)
+    per_score = {name: seconds / (rows * keys) for name, seconds in per_block.items()}
+    predicted = scores * sum(per_score.values())
+    return {"causal": is_causal, "block": [rows, keys], "scores_computed": scores,
+            "fraction_of_L_times_S": scores / (B * H * L * L),
+            "steps_ns_per_score": {name: value * 1e9 for name, value in per_score.items()},
+            "steps_ms_in_call_on_one_core": {name: value * scores * 1e3 for name, value in per_score.items()},
+            "predicted_one_core_ms": predicted * 1e3, "measured_one_core_ms": one_core * 1e3,
+            "measured_every_core_ms": every_core * 1e3, "cores": os.cpu_count(),
+            "parallel_efficiency": one_core / every_core / (os.cpu_count() or 1)}
+
+
+def print_profile(row: dict, peak: float) -> None:
+    cores = row["cores"]
+    print(f"\n  where kqv blocked's time goes ({'causal' if row['causal'] else 'no mask'}; each step timed on a "
+          f"{row['block'][0]} x {row['block'][1]} block on one core, times the {row['scores_computed']:,} scores "
+          f"computed, {row['fraction_of_L_times_S']:.0%} of L x S):")
+    total = row["predicted_one_core_ms"]
+    for name, ms in row["steps_ms_in_call_on_one_core"].items():
+        print(f"    {name:<24} {ms:7.1f} ms  {ms / total:5.1%}   ({row['steps_ns_per_score'][name]:.2f} ns per score)")
+    print(f"    {'sum of the steps':<24} {total:7.1f} ms on one core; the call measured: {row['measured_one_core_ms']:.1f} ms "
+          f"on one core, {row['measured_every_core_ms']:.1f} ms on {cores} ({row['parallel_efficiency']:.0%} efficiency)")
+    exp_ms = row["steps_ms_in_call_on_one_core"]["exp"] / cores
+    matmul_ms = 4 * row["scores_computed"] * E / (peak * 1e9) * 1e3
+    row["floor_ms"] = exp_ms + matmul_ms
+    print(f"    floor of this design: exp alone on {cores} cores {exp_ms:.1f} ms + both products at the "
+          f"measured matmul peak {matmul_ms:.1f} ms = {row['floor_ms']:.1f} ms")
+
+
 def long_sequence(length: int, is_causal: bool) -> dict:
     """Time and peak memory of one blocked call on L = S = ``length``, in a fresh process."""
     code = (
@@ -142,14 +217,15 @@ def main() -> None:
     for is_causal in (False, True):
         found, missing = peers(is_causal)
         flops = 4 * B * H * L * L * E / (2 if is_causal else 1)
-        times = {}
+        calls = {}
         for name, function, kind in found:
             inputs = arrays
             if kind == "torch":
                 import torch
 
                 inputs = [torch.from_numpy(a) for a in arrays]
-            times[name] = median_time(lambda: function(*inputs, is_causal), repeats)
+            calls[name] = functools.partial(function, *inputs, is_causal)
+        times = median_times(calls, repeats)
         mine = times["kqv blocked"]
         print(f"\nB={B} H={H} L=S={L} E=Ev={E} float64, {'causal' if is_causal else 'no mask'} "
               f"(median of {repeats}; ratio = kqv blocked / peer)")
@@ -163,6 +239,9 @@ def main() -> None:
         for name, why in missing.items():
             print(f"  {name:<32} not measured: {why}")
         results["configurations"].append({"causal": is_causal, "rows": rows, "missing": missing})
+        where = profile(is_causal, repeats)
+        print_profile(where, peak)
+        results["configurations"][-1]["profile"] = where
     for is_causal in (False, True):
         row = long_sequence(long_length, is_causal)
         results["long"].append(row)

@@ -1,35 +1,41 @@
 """Scaled dot-product attention in float64, blocked, with an online softmax (clause ``softmax.online``).
 
 The dense form builds the whole ``(L, S)`` matrix of scores; this one never holds more than one
-``(block_queries, block_keys)`` block of it. For each block of query rows it walks the key blocks
-keeping, per row, the running maximum ``m``, the running sum ``l`` of ``exp(x - m)`` and the
-running output ``o``; a new block with scores ``x`` updates them as
+``(block_queries, block_keys)`` block of it per thread. For each block of query rows it walks the
+key blocks keeping, per row, the running maximum ``m``, the running sum ``l`` of ``exp(x - m)`` and
+the running output ``o``; a new block with scores ``x`` updates them as
 
     m' = max(m, max_j x_j)
     l' = l exp(m - m') + sum_j exp(x_j - m')
     o' = o exp(m - m') + sum_j exp(x_j - m') v_j
 
 and the row's output is ``o / l``, the same number as ``softmax(x) V`` (clause ``softmax.online``).
-Memory grows with ``L * E`` (the output and one block per worker), not ``L * S``: the causal mask
-is computed block by block and key blocks a causal row cannot see are skipped.
+Memory grows with ``L * E`` (the output and one block per thread), not ``L * S``: the masks are
+applied block by block. Under ``is_causal`` the key blocks a block of rows cannot see are skipped,
+and along the diagonal the keys go in narrow blocks that only the rows which see them compute, so
+that almost no score above the diagonal is ever formed.
 
-Work items (a batch entry and a block of query rows) run on ``workers`` threads; each item is
-computed the same way whichever thread runs it, so the result does not depend on the thread
-count, bit for bit. While they run, BLAS is limited to one thread per worker (``threadpoolctl``).
+Work items (a block of query rows of one batch entry, or of several small entries at once) run on
+``workers`` threads, and BLAS is held to one thread per worker meanwhile (``threadpoolctl``): NumPy
+releases the GIL in its matrix products and ``exp``. Each item is computed the same way whichever
+thread runs it, so the result does not depend on the thread count, bit for bit.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from .validation import (CAUSAL_ALIGNMENTS, MASKED_ROWS, as_float64, as_mask, check_attention_shapes, check_bool,
                          check_choice, check_count, check_scale)
 
-DEFAULT_BLOCK = (256, 1024)  # (query rows, keys) per block
+DEFAULT_BLOCK = (128, 1024)  # (query rows, keys) per block
+DIAGONAL_KEYS = 64  # keys per block along a causal diagonal (0: none, the diagonal is masked in the blocks)
 
 
 def _check_block(block_size: Any) -> tuple[int, int]:
@@ -40,43 +46,133 @@ def _check_block(block_size: Any) -> tuple[int, int]:
     return check_count("block_size[0]", block_size[0], 1), check_count("block_size[1]", block_size[1], 1)
 
 
-def _rows(query, key, value, mask, rows, offset, block_keys):
-    """``(o, l)`` of the query rows ``rows = (i0, i1)`` of one batch entry: the online softmax over key blocks.
+def _key_blocks(i0: int, i1: int, S: int, offset: int | None, block_keys: int,
+                diagonal: int) -> Iterator[tuple[int, int, int]]:
+    """The key blocks ``(j0, j1, r)`` that the query rows ``i0 .. i1 - 1`` see, in order.
 
-    ``query`` is already scaled, ``(i1 - i0, E)``; ``mask`` is the entry's ``(L, S)`` mask (bool
-    keep-mask or float64 additive) or None; ``offset`` is None without ``is_causal``, else the
-    causal offset (key j is kept for row i iff ``j <= i + offset``).
+    Rows ``i0 + r .. i1 - 1`` take part in the block of keys ``j0 .. j1 - 1``. Without
+    ``is_causal`` (``offset`` None) every row sees every key. With it, row ``i`` sees key ``j`` iff
+    ``j <= i + offset`` (clauses ``mask.causal.top-left``, ``mask.causal.bottom-right``), so the
+    keys past ``i1 - 1 + offset`` are skipped; the keys up to ``i0 + offset`` are seen by every
+    row, and with ``diagonal > 0`` the keys past them go in blocks of ``diagonal`` keys, a block
+    starting at ``j0`` taken by the rows from ``j0 - offset`` on (the first row that sees it).
     """
-    i0, i1 = rows
-    S, Ev = key.shape[0], value.shape[1]
-    m = np.full((i1 - i0, 1), -np.inf)  # running max over the kept scores
-    l = np.zeros((i1 - i0, 1))  # running sum of exp(x - m)
-    o = np.zeros((i1 - i0, Ev))  # running sum of exp(x - m) v
-    last = S if offset is None else min(S, max(0, i1 + offset))  # keys a causal row of the block can see
-    for j0 in range(0, last, block_keys):
-        j1 = min(j0 + block_keys, last)
-        x = query @ key[j0:j1].T  # (rows, keys), clause scores.dot-product
-        keep = None
+    seen_by_last = S if offset is None else min(S, max(0, i1 + offset))
+    seen_by_all = seen_by_last if offset is None or not diagonal else min(S, max(0, i0 + offset + 1))
+    for j0 in range(0, seen_by_all, block_keys):
+        yield j0, min(j0 + block_keys, seen_by_all), 0
+    for j0 in range(seen_by_all, seen_by_last, diagonal or 1):
+        yield j0, min(j0 + diagonal, seen_by_last), j0 - offset - i0
+
+
+@functools.lru_cache(maxsize=256)
+def _above_diagonal(rows: int, keys: int, k: int) -> np.ndarray:
+    """``(rows, keys)`` bool, True above the ``k``-th diagonal: where key ``c > t + k`` for row ``t``."""
+    above = ~np.tri(rows, keys, k=k, dtype=bool)
+    above.flags.writeable = False
+    return above
+
+
+def _mask_causal(x: np.ndarray, k: int) -> None:
+    """Set to ``-inf`` the scores ``x`` ``(n, rows, keys)`` of keys ``c > t + k`` for row ``t`` (in place)."""
+    rows, keys = x.shape[-2:]
+    first = max(0, k + 1)  # the first key some row does not see
+    masked_rows = min(rows, keys - 1 - k)  # rows t < keys - 1 - k do not see every key
+    if masked_rows > 0:
+        np.copyto(x[:, :masked_rows, first:], -np.inf, where=_above_diagonal(masked_rows, keys - first, k - first))
+
+
+def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndarray | None, i0: int,
+            offset: int | None, block_keys: int, diagonal: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(o, l, m)`` of the online softmax of one item: ``(n, R, Ev)``, ``(n, R, 1)``, ``(n, R, 1)``.
+
+    ``query`` is the item's ``R`` query rows ``i0 .. i0 + R - 1`` of ``n`` batch entries, already
+    scaled, ``(n, R, E)``; ``key`` ``(n, S, E)`` and ``value`` ``(n, S, Ev)`` are those entries';
+    ``mask`` is their rows of the mask (bool keep-mask or float64 additive), ``(n or 1, R, S)``, or
+    None; ``offset`` is None without ``is_causal``, else key ``j`` is kept for row ``i`` iff
+    ``j <= i + offset``.
+    """
+    n, R = query.shape[:2]
+    m = np.full((n, R, 1), -np.inf)  # running max of the kept scores
+    l = np.zeros((n, R, 1))  # running sum of exp(x - m)  # noqa: E741 - the paper's name
+    o = np.zeros((n, R, value.shape[-1]))  # running sum of exp(x - m) v
+    blocks = _key_blocks(i0, i0 + R, key.shape[1], offset, block_keys, diagonal)
+    for number, (j0, j1, r) in enumerate(blocks):
+        x = query[:, r:] @ np.swapaxes(key[:, j0:j1], -1, -2)  # (n, R - r, j1 - j0), clause scores.dot-product
         if mask is not None:
-            block = mask[i0:i1, j0:j1]
+            block = mask[:, r:, j0:j1]
             if block.dtype == np.bool_:
-                keep = block
+                np.copyto(x, -np.inf, where=~block)  # clause mask.bool: a masked score is -inf
             else:
-                x += block  # clause mask.additive; -inf entries make their scores -inf
-        if offset is not None and j1 - 1 > i0 + offset:
-            causal = np.arange(j0, j1)[None, :] <= np.arange(i0, i1)[:, None] + offset  # (rows, keys)
-            keep = causal if keep is None else keep & causal
-        if keep is not None:
-            np.putmask(x, ~keep, -np.inf)  # clause mask.bool: a masked score is -inf
-        top = np.maximum(m, x.max(axis=-1, keepdims=True))  # m'
-        shift = np.where(np.isfinite(top), top, 0.0)
-        rescale = np.exp(m - shift)  # exp(m - m'); 0 while nothing was kept
-        np.subtract(x, shift, out=x)
-        np.exp(x, out=x)  # exp(x - m'), exactly 0 on masked keys (clause mask.zero-weight)
-        l = l * rescale + x.sum(axis=-1, keepdims=True)
-        o = o * rescale + x @ value[j0:j1]
-        m = top
-    return o, l
+                x += block  # clause mask.additive; its -inf entries make their scores -inf
+        if offset is not None:
+            _mask_causal(x, i0 + r + offset - j0)  # row t of the block sees keys c <= t + (i0 + r + offset - j0)
+        _update(x, value[:, j0:j1], m[:, r:], l[:, r:], o[:, r:], first=number == 0)  # the rows that see it
+    return o, l, m
+
+
+def _rescaling(m: np.ndarray, m_new: np.ndarray) -> np.ndarray:
+    """``exp(m - m')``: what the running sums shifted by ``m`` are multiplied by to be shifted by ``m'``."""
+    return np.exp(m - m_new)
+
+
+def _update(x: np.ndarray, value: np.ndarray, m: np.ndarray, l: np.ndarray, o: np.ndarray,  # noqa: E741
+            first: bool) -> None:
+    """One step of clause ``softmax.online``, in place: the scores ``x`` ``(n, R, w)`` of a key block
+    (masked ones ``-inf``; overwritten) with its values ``(n, w, Ev)`` update ``m``, ``l`` ``(n, R, 1)``
+    and ``o`` ``(n, R, Ev)`` to ``m' = max(m, max_j x_j)``, ``l' = l exp(m - m') + sum_j exp(x_j - m')``
+    and ``o' = o exp(m - m') + sum_j exp(x_j - m') v_j``; ``first``: nothing was added yet (``l = o = 0``).
+    """
+    m_new = x.max(axis=-1, keepdims=True) if first else np.maximum(m, x.max(axis=-1, keepdims=True))
+    shift = np.where(m_new == -np.inf, 0.0, m_new)  # a row with nothing kept yet stays at l = 0, o = 0
+    np.subtract(x, shift, out=x)
+    np.exp(x, out=x)  # exp(x - m'), exactly 0 on masked keys (clause mask.zero-weight)
+    if first:
+        np.sum(x, axis=-1, keepdims=True, out=l)
+        np.matmul(x, value, out=o)  # clause output.weighted-sum
+    else:
+        rescale = _rescaling(m, shift)  # 0 while nothing was kept
+        l *= rescale
+        l += x.sum(axis=-1, keepdims=True)
+        o *= rescale
+        o += x @ value
+    m[...] = m_new
+
+
+class _Pool:
+    """One thread pool for the process, made on first use and again after a ``fork``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._size = 0
+        self._pid = 0
+
+    def get(self, size: int) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None or self._pid != os.getpid() or self._size < size:
+                self._executor = ThreadPoolExecutor(size, thread_name_prefix="kqv-blocked")
+                self._size, self._pid = size, os.getpid()
+            return self._executor
+
+
+_POOL = _Pool()
+
+
+@functools.lru_cache(maxsize=None)
+def _blas_controller() -> Any:
+    """The ``threadpoolctl`` controller of the BLAS libraries loaded (made once: 0.2 ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _entries(array: np.ndarray, batch: tuple[int, ...], n0: int, n1: int, rows: slice = slice(None)) -> np.ndarray:
+    """Batch entries ``n0 .. n1 - 1`` (flat, C order) of ``array`` ``(*batch, rows, last)``, their rows ``rows``:
+    ``(n1 - n0, rows, last)``; a view for one entry, a copy of just those entries otherwise."""
+    if n1 - n0 == 1:
+        return array[np.unravel_index(n0, batch) + (rows,)][None]  # (1, rows, last)
+    return array[np.unravel_index(np.arange(n0, n1), batch) + (rows,)]  # (n, rows, last)
 
 
 def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, is_causal: bool = False,
@@ -85,15 +181,16 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     """``softmax(Q K^T * scale + mask) V`` in float64 by blocks (clauses ``attention.sdpa``, ``softmax.online``).
 
     Arguments, shapes, conventions and errors are those of
-    :func:`kqv.reference.scaled_dot_product_attention`. ``block_size`` is ``(query rows, keys)`` per
-    block (default ``(256, 1024)``); ``workers`` the number of threads (default: the CPU count, at
-    most 8). Peak memory beyond the inputs and output: ``workers`` blocks of scores.
+    :func:`kqv.reference.scaled_dot_product_attention`; the result agrees with its dense form to
+    float64 rounding. ``block_size`` is ``(query rows, keys)`` per block (default ``(128, 1024)``;
+    along a causal diagonal the key blocks are 64 wide); ``workers`` the number of threads
+    (default: the CPU count, at most 8). Peak memory beyond the inputs and output: one block of
+    scores per worker, and for small batch entries grouped into one item, their keys and values.
+
+    The running sums are not normalized until the end: ``l <= S`` and ``|o| <= S max|v|``, so
+    values within a factor ``S`` of the largest float64 can overflow where the dense form does not.
     """
     check_choice("masked_rows", masked_rows, MASKED_ROWS)
-    causal_alignment = check_choice("causal_alignment", causal_alignment, CAUSAL_ALIGNMENTS)
-    is_causal = check_bool("is_causal", is_causal)
-    block_queries, block_keys = _check_block(block_size)
-    workers = min(os.cpu_count() or 1, 8) if workers is None else check_count("workers", workers, 1)
     query, key, value = as_float64("query", query), as_float64("key", key), as_float64("value", value)
     batch = check_attention_shapes(query, key, value)
     (L, E), S, Ev = query.shape[-2:], key.shape[-2], value.shape[-1]
@@ -104,35 +201,51 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
         scale = 1.0 / np.sqrt(E)  # clause scores.scale.default
     else:
         scale = check_scale(scale)  # clause scores.scale.explicit
+    is_causal = check_bool("is_causal", is_causal)
+    causal_alignment = check_choice("causal_alignment", causal_alignment, CAUSAL_ALIGNMENTS)
     mask = None if attn_mask is None else np.broadcast_to(as_mask(attn_mask, batch + (L, S)), batch + (L, S))
-    count = int(np.prod(batch, dtype=np.int64))
-    queries = np.broadcast_to(query, batch + (L, E)).reshape(count, L, E) * scale  # (N, L, E), pre-scaled
-    keys = np.broadcast_to(key, batch + (S, E)).reshape(count, S, E)  # (N, S, E)
-    values = np.broadcast_to(value, batch + (S, Ev)).reshape(count, S, Ev)  # (N, S, Ev)
+    block_queries, block_keys = _check_block(block_size)
+    workers = min(os.cpu_count() or 1, 8) if workers is None else check_count("workers", workers, 1)
+    diagonal = min(DIAGONAL_KEYS, block_keys)
     offset = None if not is_causal else (0 if causal_alignment == "top-left" else S - L)
-    output = np.empty((count, L, Ev))
-    empty = np.zeros((count, L), dtype=bool)
+    count = int(np.prod(batch, dtype=np.int64))
+    output = np.empty((count, L, Ev))  # (N, L, Ev), the batch flattened
+    # Small entries go several to an item, up to one block of scores, leaving an item per worker.
+    group = max(1, min(block_queries * block_keys // max(1, min(L, block_queries) * min(S, block_keys)),
+                       -(-count // workers)))
+    items = [(n0, min(n0 + group, count), i0, min(i0 + block_queries, L))
+             for n0 in range(0, count, group) for i0 in range(0, L, block_queries)]
+    if offset is not None:
+        items.sort(key=lambda item: -item[3])  # the rows that see the most keys first, for an even split
 
-    def item(n: int, i0: int, i1: int) -> None:
-        entry_mask = None if mask is None else mask[np.unravel_index(n, batch)] if batch else mask
-        o, l = _rows(queries[n, i0:i1], keys[n], values[n], entry_mask, (i0, i1), offset, block_keys)
-        kept = l[:, 0] > 0
-        output[n, i0:i1] = np.divide(o, l, out=np.zeros_like(o), where=kept[:, None])  # clause softmax.definition
-        empty[n, i0:i1] = ~kept
+    query, key, value = (np.broadcast_to(a, batch + a.shape[-2:]) for a in (query, key, value))  # (..., n, last)
 
-    items = [(n, i0, min(i0 + block_queries, L)) for n in range(count) for i0 in range(0, L, block_queries)]
-    if workers > 1 and len(items) > 1:
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda args: item(*args), items))
-    else:
-        for args in items:
-            item(*args)
-    if empty.any():  # clause mask.fully-masked-row
+    def run(item: tuple[int, int, int, int]) -> None:
+        n0, n1, i0, i1 = item
+        rows = slice(i0, i1)
+        values = _entries(value, batch, n0, n1)  # (n, S, Ev)
+        with np.errstate(invalid="ignore", over="ignore"):
+            o, l, m = _attend(_entries(query, batch, n0, n1, rows) * scale, _entries(key, batch, n0, n1), values,
+                              None if mask is None else _entries(mask, batch, n0, n1, rows), i0, offset, block_keys,
+                              diagonal)  # noqa: E741
+        result = output[n0:n1, i0:i1]  # (n, R, Ev)
+        empty = m == -np.inf  # (n, R, 1): rows that keep no key, clause mask.fully-masked-row
+        if not empty.any():
+            np.divide(o, l, out=result)  # clause softmax.definition
+            return
+        np.divide(o, l, out=result, where=~empty)
         if masked_rows == "nan":
-            output[empty] = np.nan
+            fill = np.nan
         elif masked_rows == "uniform" and S > 0:
-            means = values.mean(axis=1)  # (N, Ev)
-            output[empty] = np.broadcast_to(means[:, None, :], output.shape)[empty]
+            fill = np.full((1, S), 1.0 / S) @ values  # (n, 1, Ev): the mean of V
+        else:
+            fill = 0.0
+        np.copyto(result, fill, where=empty)
+
+    if workers > 1 and len(items) > 1:
+        with _blas_controller().limit(limits=1, user_api="blas"):  # one BLAS thread per worker
+            list(_POOL.get(workers).map(run, items))
+    else:
+        for item in items:
+            run(item)
     return output.reshape(batch + (L, Ev))

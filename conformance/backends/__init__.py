@@ -1,9 +1,12 @@
 """The built-in backends, by target name.
 
 ``numpy`` is the reference itself (kinds sdpa, mha and pe); ``torch-sdpa-cpu`` and
-``torch-sdpa-cuda`` are torch's ``scaled_dot_product_attention``; ``torch-mha-cpu`` is
-``torch.nn.MultiheadAttention``. A backend whose package or device is missing here is reported as
-unavailable, with the reason, never dropped silently.
+``torch-sdpa-cuda`` are torch's ``scaled_dot_product_attention`` with torch's own kernel choice,
+``torch-sdpa-<device>-<kernel>`` the same pinned to one kernel; ``torch-mha-cpu`` is
+``torch.nn.MultiheadAttention`` called as a function, ``torch-mha-<form>`` its module forms;
+``jax-sdpa-cpu`` is ``jax.nn.dot_product_attention``; ``onnxruntime-attention-cpu`` and
+``onnx-reference-attention`` run ONNX's ``Attention``. A backend whose package or device is missing
+here is reported as unavailable, with the reason, never dropped silently.
 """
 
 from __future__ import annotations
@@ -11,13 +14,25 @@ from __future__ import annotations
 from typing import Callable
 
 from ..backend import Backend
-from . import numpy_reference, torch_mha, torch_sdpa
+from . import jax_sdpa, numpy_reference, onnx_attention, torch_mha, torch_mha_module, torch_sdpa, torch_sdpa_kernels
 
 BUILTINS: dict[str, Callable[[], dict[str, Backend]]] = {
     "numpy": numpy_reference.backends,
     "torch-sdpa-cpu": lambda: {"sdpa": torch_sdpa.backend("cpu")},
     "torch-sdpa-cuda": lambda: {"sdpa": torch_sdpa.backend("cuda")},
     "torch-mha-cpu": lambda: {"mha": torch_mha.backend("cpu")},
+    "torch-sdpa-cpu-math": lambda: {"sdpa": torch_sdpa_kernels.backend("cpu", "MATH")},
+    "torch-sdpa-cpu-flash": lambda: {"sdpa": torch_sdpa_kernels.backend("cpu", "FLASH_ATTENTION")},
+    "torch-sdpa-cuda-flash": lambda: {"sdpa": torch_sdpa_kernels.backend("cuda", "FLASH_ATTENTION")},
+    "torch-sdpa-cuda-efficient": lambda: {"sdpa": torch_sdpa_kernels.backend("cuda", "EFFICIENT_ATTENTION")},
+    "torch-sdpa-cuda-cudnn": lambda: {"sdpa": torch_sdpa_kernels.backend("cuda", "CUDNN_ATTENTION")},
+    "torch-mha-eval": lambda: {"mha": torch_mha_module.backend("eval")},
+    "torch-mha-eval-weights": lambda: {"mha": torch_mha_module.backend("eval-weights")},
+    "torch-mha-train": lambda: {"mha": torch_mha_module.backend("train")},
+    "torch-mha-seq-first": lambda: {"mha": torch_mha_module.backend("seq-first")},
+    "jax-sdpa-cpu": lambda: {"sdpa": jax_sdpa.backend()},
+    "onnxruntime-attention-cpu": lambda: {"sdpa": onnx_attention.backend("onnxruntime")},
+    "onnx-reference-attention": lambda: {"sdpa": onnx_attention.backend("reference")},
 }
 
 

@@ -149,7 +149,7 @@ def causal_top_left(backend, case, context):
     judge(backend, case)
 
 
-@check("mask.fully-masked-row", "mha", _cases(masks=("bool", "float"), empty_rows=True),
+@check("mask.fully-masked-row", "mha", _cases(masks=("bool", "float"), empty_rows=True, self_attention=(False, True)),
        requires=(needs_some_mask,), finish=masked_rows.finish)
 def fully_masked_row(backend, case, context):
     """Rows that keep no key follow the declared convention in every head; the others are accurate."""

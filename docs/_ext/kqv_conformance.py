@@ -11,8 +11,10 @@ Directives (MyST: ```` ```{kqv-checks} ````):
     The profiles: examples per check and dtype, and the largest sizes drawn.
 ``kqv-report``
     Takes a path to a JSON report written by ``kqv check --json`` (relative to the page) and
-    renders its matrix of clauses by backends per kind, its conventions table and the versions
-    it was measured with. An unreadable report is a build error.
+    renders its matrix of clauses by backends per kind, its conventions table, each target's
+    dtypes and time, the known departures seen (with their reproducers), the backends not
+    available where it was measured, and the versions it was measured with. An unreadable
+    report is a build error.
 """
 
 from __future__ import annotations
@@ -153,6 +155,13 @@ class ReportDirective(SphinxDirective):
                    for t in report["targets"]]
         result.append(nodes.rubric("", "dtypes and time"))
         result.append(_table(["target", "kind", "dtypes", "time"], timings))
+        departures = [[t["target"], _clause_ref(c["clause"], self.env.docname),
+                       ", ".join(d["dtype"] or "all" for d in c["dtypes"] if d["status"] == "xfailed"),
+                       nodes.literal("", c["reproduce"] or "")]
+                      for t in report["targets"] for c in t["clauses"] if c["status"] == "xfailed"]
+        if departures:
+            result.append(nodes.rubric("", "known departures seen (xfail)"))
+            result.append(_table(["target", "clause", "dtypes", "reproduce"], departures))
         if report.get("unavailable"):
             result.append(nodes.rubric("", "not available where it was measured"))
             result.append(_table(["target", "kind", "reason"],

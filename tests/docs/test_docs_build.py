@@ -3,6 +3,7 @@ its anchor, and the clause extension turns an unknown clause id into a build err
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -179,3 +180,28 @@ def test_error_model_and_masking_figures(site: Path) -> None:
     images = {image.name for image in (site / "_images").glob("*.png")}
     assert "error-model-1.png" in images
     assert {"masking-1.png", "padding_masks.png"} <= images
+
+
+MATRIX = Path(__file__).resolve().parents[2] / "docs" / "conformance-matrix.json"
+
+
+def test_conformance_matrix_covers_every_builtin_backend() -> None:
+    # The page's report must be regenerated when a built-in backend is added (docs/conformance-matrix.md).
+    from kqv.conformance.backends import BUILTINS
+
+    report = json.loads(MATRIX.read_text(encoding="utf-8"))
+    measured = {t["target"] for t in report["targets"]} | {u["target"] for u in report["unavailable"]}
+    assert measured == set(BUILTINS)
+    assert report["profile"] == "ci"
+
+
+def test_conformance_matrix_page_renders_the_report(site: Path) -> None:
+    report = json.loads(MATRIX.read_text(encoding="utf-8"))
+    page = (site / "conformance-matrix.html").read_text(encoding="utf-8")
+    for target in report["targets"]:
+        assert target["target"] in page
+        for result in target["clauses"]:
+            assert f"clause-{result['clause']}" in page
+    for name, version in report["versions"].items():
+        assert version in page, name
+    assert "conventions" in page.lower()

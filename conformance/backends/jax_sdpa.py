@@ -1,0 +1,121 @@
+"""``jax.nn.dot_product_attention`` as an ``sdpa`` backend.
+
+JAX lays attention out as ``(B, L, H, E)`` (batch, sequence, heads, features); the contract's
+``(..., L, E)`` maps to it with the leading dims as ``(B, H)`` (one dim: ``H = 1``; none:
+``B = H = 1``). A bool ``attn_mask`` is JAX's ``mask`` (True = attend), a float one its ``bias``,
+both broadcast to ``(B, H, L, S)``. float64 needs ``jax_enable_x64``, which the adapter turns on.
+JAX requires ``Ev = E``; its arrays have no strides, so non-contiguous inputs do not apply.
+
+Measured with jax 0.10 on CPU, two known departures:
+
+- float64 is computed with the softmax in float32 (``_dot_product_attention_core`` casts the
+  logits to float32), so float64 outputs are off by about 1e-8 relative, some ten million times
+  the float64 bound, in every clause judged against the reference;
+- a row that keeps no key gives the mean of the values through a bool mask (JAX fills masked
+  scores with ``finfo.min``), NaN through a ``-inf`` float mask, and, when a ``-inf`` float mask
+  and ``is_causal`` together mask a whole row, the value of a key the causal mask hides (the
+  causal fill ``finfo.min`` beats ``-inf``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from ..adapters import Adapter, OutputTypeError
+from ..backend import Backend
+from ..declaration import Declaration, ExpectedFailure
+from ..dtypes import DTYPES
+from .findings import imprecise
+
+
+class JaxAdapter(Adapter):
+    """JAX arrays on the CPU; float64 with ``jax_enable_x64``."""
+
+    name = "jax"
+    array_type = "jax.Array"
+
+    def unavailable(self) -> str | None:
+        try:
+            import jax  # noqa: F401
+        except ImportError:
+            return "jax is not installed (pip install 'kqv[jax]')"
+        return None
+
+    def to_native(self, array: np.ndarray, layout: str = "contiguous") -> Any:
+        import jax
+        import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", True)
+        return jnp.asarray(np.ascontiguousarray(array))
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        import jax
+
+        if not isinstance(value, jax.Array):
+            raise OutputTypeError(f"returned {type(value).__module__}.{type(value).__qualname__}, "
+                                  f"expected {self.array_type}")
+        return np.array(value, copy=True)
+
+
+def _as_bh(array):
+    """``(..., n, d)`` with 0 to 2 leading dims -> ``(B, H, n, d)``."""
+    leading = array.shape[:-2]
+    return array.reshape((1,) * (2 - len(leading)) + leading + array.shape[-2:])
+
+
+def _eager(q, k, v, bias, mask, scale, is_causal):
+    import jax
+
+    return jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, scale=scale, is_causal=is_causal)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted():
+    """``jax.nn.dot_product_attention`` under one ``jax.jit``: one XLA compilation per shape and dtype,
+    two to five times faster on the suite's many small shapes than the op-by-op compilation of eager
+    calls. Used for float32 and float64 only: with jax 0.10 on CPU, jit fails on float16 ("The
+    precision 'F16_F16_F32' is not supported by dot_general on CPU") and on some bfloat16 shapes
+    (ALG_DOT_BF16_BF16_F32), which the eager call computes."""
+    import jax
+
+    return jax.jit(_eager, static_argnums=6)  # a traced scale: one compilation for every explicit scale
+
+
+def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    import jax
+
+    if dropout_p:
+        raise ValueError("jax.nn.dot_product_attention has no dropout")
+    leading = query.shape[:-2]
+    q, k, v = (_as_bh(a).transpose(0, 2, 1, 3) for a in (query, key, value))  # (B, L, H, E)
+    B, L, H, _ = q.shape
+    S = k.shape[1]
+    mask = bias = None
+    if attn_mask is not None:
+        full = attn_mask.reshape((1,) * (4 - attn_mask.ndim) + attn_mask.shape)  # (B or 1, H or 1, L, S)
+        if attn_mask.dtype == bool:
+            mask = full
+        else:
+            bias = full
+    attend = _jitted() if q.dtype.itemsize >= 4 else _eager  # jit refuses some half-precision dots on CPU
+    out = attend(q, k, v, bias, mask, scale, bool(is_causal))  # (B, L, H, E)
+    return out.transpose(0, 2, 1, 3).reshape(leading + (L, v.shape[-1]))  # (..., L, Ev)
+
+
+def backend() -> Backend:
+    declaration = Declaration(
+        kind="sdpa", dtypes=DTYPES, value_width=False, strided=False, causal_alignment="top-left",
+        conventions=(("layout", "(B, L, H, E), mapped from (..., L, E)"),
+                     ("mask polarity", "True = attend (mask); float masks as bias")),
+        expected_failures=(ExpectedFailure(
+            "mask.fully-masked-row", "a row that keeps no key gives the mean of the values through a bool mask "
+            "(finfo.min fill), NaN through a -inf float mask, and the value of a causally hidden key when a -inf float "
+            "mask and is_causal mask the whole row: the convention depends on the mask"),)
+        + tuple(f for f in imprecise("sdpa", ("float64",), "float64 is computed with the softmax in float32 "
+                                     "(jax casts the logits to float32): about 1e-8 relative error")
+                if f.clause != "mask.fully-masked-row"),
+    )
+    return Backend("jax-sdpa-cpu", sdpa, declaration, JaxAdapter(), description="jax.nn.dot_product_attention (XLA, CPU)")

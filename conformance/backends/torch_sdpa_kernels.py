@@ -1,0 +1,76 @@
+"""torch's ``scaled_dot_product_attention`` through one kernel at a time (``torch.nn.attention.sdpa_kernel``).
+
+On CPU: the math kernel (``MATH``, plain tensor operations) and the fused one
+(``FLASH_ATTENTION``, an online-softmax kernel); on CUDA: ``FLASH_ATTENTION``,
+``EFFICIENT_ATTENTION`` and ``CUDNN_ATTENTION``. A pinned kernel refuses what it cannot do
+("No available kernel") instead of falling back, so each declares its own limits.
+
+Measured with torch 2.13 on CPU: the fused kernel takes only 4-D inputs ``(B, H, L, E)`` with
+``Ev = E``, and only inputs whose last dimension has unit stride (the dispatcher sends other
+inputs to the math kernel; pinned, they fail: a known departure from ``impl.strided-inputs``).
+The CUDA declarations follow torch's documented constraints and were not measured here (no GPU).
+"""
+
+from __future__ import annotations
+
+from ..adapters import TorchAdapter
+from ..backend import Backend
+from ..declaration import Declaration, ExpectedFailure
+from ..dtypes import DTYPES
+
+STRIDES = ExpectedFailure("impl.strided-inputs", "the pinned fused kernel refuses inputs whose last dimension is not "
+                          "contiguous (\"No available kernel\"); torch's dispatcher would run the math kernel instead")
+
+
+def pinned(kernel: str):
+    """``sdpa`` with torch's dispatcher restricted to ``kernel`` (a ``torch.nn.attention.SDPBackend`` name)."""
+    def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+        import torch
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(getattr(SDPBackend, kernel)):
+            return torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask,
+                                                                    dropout_p=dropout_p, is_causal=is_causal,
+                                                                    scale=scale)
+    sdpa.__name__ = f"sdpa_{kernel.lower()}"
+    return sdpa
+
+
+COMMON = dict(mask_with_causal=False, masked_rows="zeros", causal_alignment="top-left")
+DECLARATIONS = {
+    ("cpu", "MATH"): Declaration(kind="sdpa", dtypes=DTYPES, **COMMON),
+    ("cpu", "FLASH_ATTENTION"): Declaration(kind="sdpa", dtypes=DTYPES, batch_dims=(2,), value_width=False,
+                                            expected_failures=(STRIDES,), **COMMON),
+    ("cuda", "FLASH_ATTENTION"): Declaration(kind="sdpa", dtypes=("float16", "bfloat16"), device="cuda", batch_dims=(2,),
+                                             value_width=False, bool_mask=False, float_mask=False,
+                                             expected_failures=(STRIDES,), **COMMON),
+    ("cuda", "EFFICIENT_ATTENTION"): Declaration(kind="sdpa", dtypes=("float32", "float16", "bfloat16"), device="cuda",
+                                                 batch_dims=(2,), expected_failures=(STRIDES,), **COMMON),
+    ("cuda", "CUDNN_ATTENTION"): Declaration(kind="sdpa", dtypes=("float16", "bfloat16"), device="cuda",
+                                             batch_dims=(2,), value_width=False, bool_mask=False, float_mask=False,
+                                             expected_failures=(STRIDES,), **COMMON),
+}
+
+
+class KernelAdapter(TorchAdapter):
+    """torch tensors on ``device``; unavailable when the device or the kernel is missing."""
+
+    def __init__(self, device: str, kernel: str) -> None:
+        super().__init__(device)
+        self.kernel = kernel
+
+    def unavailable(self) -> str | None:
+        missing = super().unavailable()
+        if missing:
+            return missing
+        from torch.nn.attention import SDPBackend
+
+        if not hasattr(SDPBackend, self.kernel):
+            return f"this torch has no {self.kernel} kernel"
+        return None
+
+
+def backend(device: str, kernel: str) -> Backend:
+    name = f"torch-sdpa-{device}-{kernel.split('_')[0].lower()}"
+    return Backend(name, pinned(kernel), DECLARATIONS[(device, kernel)], KernelAdapter(device, kernel),
+                   description=f"torch.nn.functional.scaled_dot_product_attention pinned to {kernel} on {device}")

@@ -1,0 +1,179 @@
+"""The third-party built-in backends: each passes at several seeds, and its declared conventions are what it does.
+
+A backend may show only the departures it declares (``xfailed``, with their reason); any other
+failure is a false alarm of the suite or an undeclared departure of the backend, and fails here.
+The convention tests call each library directly, without kqv's checks, so that the conventions
+table (docs/conformance-matrix.md) is measured, not copied from the declarations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kqv.conformance import check
+from kqv.conformance.backends import builtin
+from kqv.reference import attention_weights
+
+torch = pytest.importorskip("torch")
+
+TORCH = ["torch-sdpa-cpu-math", "torch-sdpa-cpu-flash", "torch-mha-eval", "torch-mha-eval-weights", "torch-mha-train",
+         "torch-mha-seq-first"]
+ONNX = ["onnxruntime-attention-cpu", "onnx-reference-attention"]
+CUDA = ["torch-sdpa-cuda-flash", "torch-sdpa-cuda-efficient", "torch-sdpa-cuda-cudnn"]
+
+
+def _only(target: str):
+    [(kind, backend)] = builtin(target).items()
+    return kind, backend
+
+
+def _needs(target: str) -> None:
+    reason = _only(target)[1].unavailable()
+    if reason:
+        pytest.skip(reason)
+
+
+def _outcome(target: str, seed: int, **options):
+    kind, backend = _only(target)
+    report = check(target, kind, profile="quick", seed=seed, **options)
+    [result] = report.targets
+    failed = {c.clause: c.message for c in result.clauses if c.status == "failed"}
+    known = {c.clause for c in result.clauses if c.status in ("xfailed", "xpassed")}
+    declared = {f.clause for f in backend.declaration.expected_failures}
+    return result, failed, known, declared
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("target", TORCH + ONNX)
+def test_third_party_backend_shows_no_undeclared_failure(target: str, seed: int) -> None:
+    _needs(target)
+    result, failed, known, declared = _outcome(target, seed)
+    assert not failed, failed
+    assert known <= declared
+    assert result.conformant
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_jax_shows_no_undeclared_failure(seed: int) -> None:
+    # JAX compiles every new shape (seconds each on this machine): two dtypes, the accuracy clauses.
+    _needs("jax-sdpa-cpu")
+    clauses = ["attention.accuracy", "mask.bool", "mask.additive", "mask.causal.top-left", "scores.scale.explicit",
+               "mask.fully-masked-row"]
+    result, failed, known, declared = _outcome("jax-sdpa-cpu", seed, dtypes=("float32", "bfloat16"), clauses=clauses)
+    assert not failed, failed
+    assert known <= declared
+
+
+def test_jax_float64_departure_is_reported_not_passed() -> None:
+    _needs("jax-sdpa-cpu")
+    result, failed, known, _ = _outcome("jax-sdpa-cpu", 0, dtypes=("float64",), clauses=["attention.accuracy"])
+    assert not failed
+    [clause] = result.clauses
+    assert clause.status == "xfailed", clause.message
+    assert "float32" in clause.message
+
+
+@pytest.mark.parametrize("target", CUDA)
+def test_cuda_kernels_pass_where_cuda_exists(target: str) -> None:
+    _needs(target)
+    _, failed, known, declared = _outcome(target, 0)
+    assert not failed, failed
+    assert known <= declared
+
+
+@pytest.mark.parametrize("target", CUDA + ["torch-sdpa-cuda"])
+def test_cuda_kernels_are_reported_unavailable_without_cuda(target: str) -> None:
+    reason = _only(target)[1].unavailable()
+    assert (reason is None) == torch.cuda.is_available()
+
+
+def _fully_masked_case(dtype=np.float32):
+    """q, k, v ``(2, 3, 4)`` and a keep-mask whose row 1 keeps no key."""
+    rng = np.random.default_rng(7)
+    query, key, value = (rng.standard_normal((2, 3, 4)).astype(dtype) for _ in range(3))
+    keep = np.ones((2, 3, 3), dtype=bool)
+    keep[:, 1] = False
+    return query, key, value, keep
+
+
+def test_torch_sdpa_gives_zeros_on_a_fully_masked_row() -> None:
+    query, key, value, keep = _fully_masked_case()
+    out = torch.nn.functional.scaled_dot_product_attention(*(torch.from_numpy(a) for a in (query, key, value, keep)))
+    assert np.all(out.numpy()[:, 1] == 0)
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "reference"])
+def test_onnx_attention_gives_zeros_on_a_fully_masked_row(engine: str) -> None:
+    pytest.importorskip("onnx")
+    if engine == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    from kqv.conformance.backends import onnx_attention
+
+    query, key, value, keep = _fully_masked_case()
+    out = np.asarray(onnx_attention.attention(engine)(query, key, value, attn_mask=keep))
+    assert np.all(out[:, 1] == 0)
+    assert np.all(np.isfinite(out))
+
+
+def test_jax_gives_the_mean_of_the_values_on_a_bool_masked_row_and_nan_with_minus_inf() -> None:
+    jax = pytest.importorskip("jax")
+    query, key, value, keep = _fully_masked_case()
+
+    def call(**masks):
+        q, k, v = (a[None].transpose(0, 2, 1, 3) for a in (query, key, value))  # (1, L, H=2, E)
+        return np.asarray(jax.nn.dot_product_attention(q, k, v, **masks)).transpose(0, 2, 1, 3)[0]  # (2, L, E)
+
+    by_mask = call(mask=keep[None])
+    np.testing.assert_allclose(by_mask[:, 1], value.mean(axis=1), rtol=1e-5)
+    by_bias = call(bias=np.where(keep, 0.0, -np.inf).astype(np.float32)[None])
+    assert np.all(np.isnan(by_bias[:, 1]))
+
+
+def _module(d_model: int, num_heads: int, rng) -> "torch.nn.MultiheadAttention":
+    module = torch.nn.MultiheadAttention(d_model, num_heads, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.from_numpy(rng.standard_normal(parameter.shape)))
+    return module.eval()
+
+
+@pytest.mark.parametrize("self_attention", [True, False])
+def test_multihead_attention_nan_or_zeros_on_a_fully_masked_row(self_attention: bool) -> None:
+    rng = np.random.default_rng(3)
+    module = _module(8, 2, rng)
+    x = torch.from_numpy(rng.standard_normal((2, 3, 8)))
+    x_kv = x if self_attention else x.clone()
+    ignore = torch.zeros(3, 3, dtype=torch.bool)
+    ignore[1] = True  # row 1 ignores every key
+    with torch.no_grad():
+        fast, _ = module(x, x_kv, x_kv, attn_mask=ignore, need_weights=False)
+        weighted, weights = module(x, x_kv, x_kv, attn_mask=ignore, need_weights=True)
+    # need_weights=True always gives NaN; need_weights=False gives NaN on the fast path (one tensor) only.
+    assert torch.isnan(weighted[:, 1]).all() and torch.isnan(weights[:, 1]).all()
+    if self_attention:
+        assert torch.isnan(fast[:, 1]).all()
+    else:  # zeros from the attention, so the output projection gives its bias alone
+        assert torch.equal(fast[:, 1], module.out_proj.bias.detach().expand(2, -1))
+    assert torch.isfinite(fast[:, [0, 2]]).all()
+
+
+@pytest.mark.parametrize(("L", "S", "num_heads"), [(3, 5, 2), (4, 4, 4), (1, 6, 1)])
+def test_multihead_attention_averaged_weights_are_the_mean_of_the_per_head_weights(L: int, S: int,
+                                                                                    num_heads: int) -> None:
+    rng = np.random.default_rng(L * S * num_heads)
+    d_model = 4 * num_heads
+    module = _module(d_model, num_heads, rng)
+    x_q, x_kv = torch.from_numpy(rng.standard_normal((2, L, d_model))), torch.from_numpy(rng.standard_normal((2, S, d_model)))
+    with torch.no_grad():
+        _, averaged = module(x_q, x_kv, x_kv, need_weights=True)  # (B, L, S)
+        _, per_head = module(x_q, x_kv, x_kv, need_weights=True, average_attn_weights=False)  # (B, h, L, S)
+    assert per_head.shape == (2, num_heads, L, S)
+    np.testing.assert_allclose(averaged.numpy(), per_head.numpy().mean(axis=1), rtol=1e-12, atol=0)
+    # And the per-head weights are those of the paper: softmax(Q_i K_i^T / sqrt(d_k)) with the module's projections.
+    w_q, w_k, _ = module.in_proj_weight.detach().numpy().reshape(3, d_model, d_model)
+    b_q, b_k, _ = module.in_proj_bias.detach().numpy().reshape(3, d_model)
+    d_k = d_model // num_heads
+    query = (x_q.numpy() @ w_q.T + b_q).reshape(2, L, num_heads, d_k).transpose(0, 2, 1, 3)
+    key = (x_kv.numpy() @ w_k.T + b_k).reshape(2, S, num_heads, d_k).transpose(0, 2, 1, 3)
+    np.testing.assert_allclose(per_head.numpy(), attention_weights(query, key), rtol=1e-10, atol=1e-14)
