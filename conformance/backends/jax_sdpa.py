@@ -29,6 +29,7 @@ from ..backend import Backend
 from ..declaration import Declaration, ExpectedFailure
 from ..dtypes import DTYPES
 from .findings import imprecise
+from .layout import as_batch_heads
 
 
 class JaxAdapter(Adapter):
@@ -60,12 +61,6 @@ class JaxAdapter(Adapter):
         return np.array(value, copy=True)
 
 
-def _as_bh(array):
-    """``(..., n, d)`` with 0 to 2 leading dims -> ``(B, H, n, d)``."""
-    leading = array.shape[:-2]
-    return array.reshape((1,) * (2 - len(leading)) + leading + array.shape[-2:])
-
-
 def _eager(q, k, v, bias, mask, scale, is_causal):
     import jax
 
@@ -90,12 +85,12 @@ def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scal
     if dropout_p:
         raise ValueError("jax.nn.dot_product_attention has no dropout")
     leading = query.shape[:-2]
-    q, k, v = (_as_bh(a).transpose(0, 2, 1, 3) for a in (query, key, value))  # (B, L, H, E)
+    q, k, v = (as_batch_heads(a).transpose(0, 2, 1, 3) for a in (query, key, value))  # (B, L, H, E)
     B, L, H, _ = q.shape
     S = k.shape[1]
     mask = bias = None
     if attn_mask is not None:
-        full = attn_mask.reshape((1,) * (4 - attn_mask.ndim) + attn_mask.shape)  # (B or 1, H or 1, L, S)
+        full = as_batch_heads(attn_mask)  # (B or 1, H or 1, L, S)
         if attn_mask.dtype == bool:
             mask = full
         else:

@@ -26,6 +26,7 @@ from ..adapters import NumpyAdapter
 from ..backend import Backend
 from ..declaration import Declaration
 from .findings import imprecise
+from .layout import as_batch_heads
 
 SCALE = ("sqrt(scale) is taken in float32 before it multiplies float64 Q and K: about 2e-8 relative error "
          "(ONNX float attributes are 32-bit)")
@@ -80,22 +81,17 @@ def _session(runtime: str, dtype: str, mask: str | None, is_causal: bool, scale:
     return ReferenceEvaluator(onnx.load_from_string(model))
 
 
-def _as_bh(array: np.ndarray) -> np.ndarray:
-    """``(..., n, d)`` with 0 to 2 leading dims -> ``(B, H, n, d)``, contiguous."""
-    return np.ascontiguousarray(array.reshape((1,) * (4 - array.ndim) + array.shape))
-
-
 def attention(runtime: str):
     """The ``sdpa`` function that runs the one-node model on ``runtime`` (onnxruntime or reference)."""
     def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
         if dropout_p:
             raise ValueError("ONNX Attention has no dropout")
         leading, L = query.shape[:-2], query.shape[-2]
-        feeds = dict(zip(NAMES, (_as_bh(query), _as_bh(key), _as_bh(value))))  # (B, H, n, d)
+        feeds = dict(zip(NAMES, (np.ascontiguousarray(as_batch_heads(a)) for a in (query, key, value))))  # (B, H, n, d)
         mask = None
         if attn_mask is not None:
             B, H = feeds["Q"].shape[:2]
-            feeds["attn_mask"] = np.ascontiguousarray(np.broadcast_to(_as_bh(attn_mask), (B, H) + attn_mask.shape[-2:]))
+            feeds["attn_mask"] = np.ascontiguousarray(np.broadcast_to(as_batch_heads(attn_mask), (B, H) + attn_mask.shape[-2:]))
             mask = "bool" if attn_mask.dtype == np.bool_ else query.dtype.name
         session = _session(runtime, query.dtype.name, mask, bool(is_causal), scale)
         (out,) = session.run(None, feeds)  # (B, H, L, Ev)
