@@ -71,9 +71,17 @@ def _eager(q, k, v, bias, mask, scale, is_causal):
 def _jitted():
     """``jax.nn.dot_product_attention`` under one ``jax.jit``: one XLA compilation per shape and dtype,
     two to five times faster on the suite's many small shapes than the op-by-op compilation of eager
-    calls. Used for float32 and float64 only: with jax 0.10 on CPU, jit fails on float16 ("The
-    precision 'F16_F16_F32' is not supported by dot_general on CPU") and on some bfloat16 shapes
-    (ALG_DOT_BF16_BF16_F32), which the eager call computes."""
+    calls.
+
+    JAX asks for its half-precision logits with an explicit dot algorithm (``F16_F16_F32``,
+    ``BF16_BF16_F32``) and, where the platform refuses it, retries with the default precision. That
+    retry is a ``try`` around the eager einsum, so it only works eagerly: under an outer jit the
+    refusal surfaces when the whole function is lowered. With jax 0.10 on CPU, float16 is always
+    refused ("not supported by dot_general on CPU") and bfloat16 only on some shapes (L = S = 1:
+    "ALG_DOT_BF16_BF16_F32" in the elemental emitter). Where it accepts bfloat16, the jitted program
+    can abort the whole process: at B = H = 1, E = 1, L = S = 64 (63 runs) XLA fails a check in
+    ``ynn_emitter.cc`` ("reshape vs. bitcast"). ``sdpa`` therefore calls JAX eagerly for float16
+    and bfloat16, slower (every primitive compiled per shape) but what a user's eager call computes."""
     import jax
 
     return jax.jit(_eager, static_argnums=6)  # a traced scale: one compilation for every explicit scale
@@ -95,7 +103,7 @@ def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scal
             mask = full
         else:
             bias = full
-    attend = _jitted() if q.dtype.itemsize >= 4 else _eager  # jit refuses some half-precision dots on CPU
+    attend = _jitted() if q.dtype.itemsize >= 4 else _eager  # see _jitted: jit is unsafe for half precision on CPU
     out = attend(q, k, v, bias, mask, scale, bool(is_causal))  # (B, L, H, E)
     return out.transpose(0, 2, 1, 3).reshape(leading + (L, v.shape[-1]))  # (..., L, Ev)
 
