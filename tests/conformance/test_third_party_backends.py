@@ -124,6 +124,24 @@ def test_cuda_kernels_pass_where_cuda_exists(target: str) -> None:
     assert known <= declared
 
 
+@pytest.mark.parametrize("kernel", ["FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION"])
+def test_cuda_kernel_declarations_raise_no_false_alarm_on_a_correct_kernel(kernel: str) -> None:
+    # Runs everywhere: each CUDA kernel's declaration (dtypes, batch ranks, masks it takes), moved to the CPU and
+    # given torch's math kernel, must pass, so on a GPU only the kernel itself can fail.
+    import dataclasses
+
+    from kqv.conformance import Backend
+    from kqv.conformance.backends.torch_sdpa_kernels import DECLARATIONS, KernelAdapter, pinned
+
+    declaration = dataclasses.replace(DECLARATIONS[("cuda", kernel)], device="cpu")
+    stand_in = Backend(f"math-as-{kernel.lower()}", pinned("MATH"), declaration, KernelAdapter("cpu", "MATH"))
+    [result] = check(stand_in, profile="quick", seed=0).targets
+    failed = {c.clause: c.message for c in result.clauses if c.status == "failed"}
+    assert not failed, failed
+    assert result.conformant and result.dtypes == declaration.dtypes
+    assert result.counts()["passed"] >= 10
+
+
 @pytest.mark.parametrize("target", CUDA + ["torch-sdpa-cuda"])
 def test_cuda_kernels_are_reported_unavailable_without_cuda(target: str) -> None:
     reason = _only(target)[1].unavailable()
