@@ -32,7 +32,7 @@ def render(report: Report) -> str:
         lines += [f"| {target} | {kind} | " + " | ".join(cells) + " |" for target, kind, cells in rows]
         lines.append("")
     if report.unavailable:
-        lines += ["## Not available here", ""]
+        lines += ["## Not checked here", ""]
         lines += [f"- `{u.target}` ({u.kind}): {u.reason}" for u in report.unavailable]
         lines.append("")
     details = [(t, r) for t in report.targets for r in t.clauses if r.status in ("failed", "xfailed")]

@@ -56,6 +56,14 @@ def _command_words(target: str, kind: str | None, overrides: dict[str, Any], arr
     return " ".join(words)
 
 
+def _enforced(kind: str, clause_id: str) -> bool:
+    try:
+        selected_checks(kind, [clause_id])
+    except KeyError:
+        return False
+    return True
+
+
 def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", seed: int = 0,
          clauses: list[str] | None = None, overrides: dict[str, Any] | None = None, arrays: str = "numpy",
          replay: str | None = None) -> Plan:
@@ -107,6 +115,9 @@ def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", se
             except KeyError as error:
                 if targets:
                     raise UsageError(error.args[0]) from None
+                not_enforced = [c for c in clauses if not _enforced(backend.kind, c)]
+                unavailable.append(Unavailable(backend.name, backend.kind,
+                                               f"--clause {', '.join(not_enforced)} has no {backend.kind} check"))
                 continue
             usable.append((backend, origin))
         if not usable:

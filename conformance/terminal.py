@@ -58,7 +58,7 @@ def show(report: Report, console: Console) -> None:
             console.print(Panel("\n".join(body), title=f"{result.status.upper()} {target.target} ({target.kind}): "
                                 f"{result.clause}, {escape(spec.title)}", title_align="left", border_style=style))
     for missing in report.unavailable:
-        console.print(f"[dim]not available here: {missing.target} ({missing.kind}): {escape(missing.reason)}[/dim]")
+        console.print(f"[dim]not checked: {missing.target} ({missing.kind}): {escape(missing.reason)}[/dim]")
     summary = ", ".join(f"{t.target} ({t.kind}) {'conformant' if t.conformant else 'NOT conformant'} in "
                         f"{t.seconds:.1f} s" for t in report.targets)
     verdict = "[green]conformant[/green]" if report.conformant else "[bold red]not conformant[/bold red]"

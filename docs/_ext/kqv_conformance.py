@@ -163,7 +163,7 @@ class ReportDirective(SphinxDirective):
             result.append(nodes.rubric("", "known departures seen (xfail)"))
             result.append(_table(["target", "clause", "dtypes", "reproduce"], departures))
         if report.get("unavailable"):
-            result.append(nodes.rubric("", "not available where it was measured"))
+            result.append(nodes.rubric("", "not checked where it was measured"))
             result.append(_table(["target", "kind", "reason"],
                                  [[u["target"], u["kind"], u["reason"]] for u in report["unavailable"]]))
         return result

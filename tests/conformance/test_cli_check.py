@@ -51,6 +51,19 @@ def test_no_target_checks_every_builtin_and_prints_the_matrix(all_builtins) -> N
     assert "Traceback" not in done.stderr
 
 
+def test_no_target_with_a_clause_lists_the_backends_it_cannot_check(tmp_path: Path) -> None:
+    # attention.accuracy is an sdpa clause: the mha and pe backends are named as not checked, not dropped.
+    done = kqv("check", "--profile", "quick", "--dtypes", "float64", "--clause", "attention.accuracy",
+               "--json", str(tmp_path / "r.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert {t["kind"] for t in report["targets"]} == {"sdpa"}
+    not_checked = {(u["target"], u["kind"]): u["reason"] for u in report["unavailable"]}
+    for target_kind in (("numpy", "mha"), ("numpy", "pe"), ("torch-mha-cpu", "mha")):
+        assert not_checked[target_kind] == f"--clause attention.accuracy has no {target_kind[1]} check"
+        assert f"not checked: {target_kind[0]} ({target_kind[1]})" in done.stdout
+
+
 def test_json_report_has_the_documented_fields(all_builtins) -> None:
     _, report, _ = all_builtins
     assert report["conformant"] is True
