@@ -16,6 +16,7 @@ from kqv.spec import clause as lookup_clause
 from .backend import Backend
 from .backends import BUILTINS, builtin
 from .cases import Case, case_from_json
+from .checks import checks_for
 from .declaration import FIELDS
 from .loading import LoadError, resolve
 from .report import Report, Unavailable
@@ -54,14 +55,6 @@ def _command_words(target: str, kind: str | None, overrides: dict[str, Any], arr
     if arrays != "numpy":
         words += ["--arrays", arrays]
     return " ".join(words)
-
-
-def _enforced(kind: str, clause_id: str) -> bool:
-    try:
-        selected_checks(kind, [clause_id])
-    except KeyError:
-        return False
-    return True
 
 
 def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", seed: int = 0,
@@ -115,7 +108,8 @@ def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", se
             except KeyError as error:
                 if targets:
                     raise UsageError(error.args[0]) from None
-                not_enforced = [c for c in clauses if not _enforced(backend.kind, c)]
+                enforced = {check.clause for check in checks_for(backend.kind)}
+                not_enforced = [c for c in clauses if c not in enforced]
                 unavailable.append(Unavailable(backend.name, backend.kind,
                                                f"--clause {', '.join(not_enforced)} has no {backend.kind} check"))
                 continue
