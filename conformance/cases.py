@@ -84,6 +84,7 @@ class SdpaInputs:
     attn_mask: np.ndarray | None = None  # broadcastable to (..., L, S)
     is_causal: bool = False
     scale: float | None = None
+    keywords: tuple[tuple[str, Any], ...] = ()  # the variants' keywords, for the call and the reference
 
     def replace(self, **changes: Any) -> "SdpaInputs":
         return dataclasses.replace(self, **changes)

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kqv.reference import attention_weights, scaled_dot_product_attention
-from kqv.reference.masking import combine_masks
 from kqv.reference.mha import concat_heads, split_heads
+from kqv.reference.prepare import Prepared, prepare
+from kqv.reference.sdpa import attend
+from kqv.reference.stages import scores
 
 from .cases import MhaInputs, SdpaInputs
 from .dtypes import UNDERFLOW, UNIT_ROUNDOFF, as_float64
@@ -64,6 +65,7 @@ class Expectation:
     weights: np.ndarray | None = None
     empty: np.ndarray | None = None
     keep: np.ndarray | None = None  # (..., L, S): the keys each query row keeps
+    value: np.ndarray | None = None  # (..., S, Ev): the values each query row reads (heads mapped)
 
 
 def _masked_rows_output(value: np.ndarray, empty: np.ndarray, masked_rows: str,
@@ -94,28 +96,30 @@ def _row_exponent_error(A, x, M, keep, d_k, precision, extra=None):
     return np.max(np.where(keep, per_score, 0.0), axis=-1, initial=0.0)
 
 
-def _scores(query, key, scale):
-    """``(x, A)``: the scaled scores ``s Q K^T`` and their magnitude ``|s| |Q| |K|^T``, ``(..., L, S)``."""
-    key_t = np.swapaxes(key, -1, -2)  # (..., E, S)
-    return scale * (query @ key_t), abs(scale) * (np.abs(query) @ np.abs(key_t))
-
-
 def sdpa_bound(query: np.ndarray, key: np.ndarray, value: np.ndarray, weights: np.ndarray, keep: np.ndarray,
                additive: np.ndarray, scale: float, precision: Precision) -> np.ndarray:
     """``B_ic`` of the module docstring, ``(..., L, Ev)``, from float64 arrays.
 
     ``weights`` are the reference weights ``P (..., L, S)``, ``keep`` the kept keys and ``additive``
-    the finite additive mask at kept keys (zeros where there is none), both ``(..., L, S)``.
+    the finite additive mask at kept keys (zeros where there is none), both ``(..., L, S)``; key and
+    value have the query's heads. The scores and their magnitudes ``A = |s| |Q| |K|^T`` come from
+    the scores stage of :mod:`kqv.reference.stages`.
     """
     E, S = query.shape[-1], key.shape[-2]
-    x, A = _scores(query, key, scale)
-    x = x + additive
+    x = scores(query, key, scale) + additive  # (..., L, S): s Q K^T + M
+    A = scores(np.abs(query), np.abs(key), abs(scale))  # (..., L, S): |s| |Q| |K|^T
     exponent = _row_exponent_error(A, x, additive, keep, E, precision)  # (..., L)
     extra = 4 * precision.storage + (4 * S + 4) * precision.accumulation
     mass = weights @ np.abs(value)  # (..., L, Ev): sum_j P_ij |V_jc|
     kept_total = keep.astype(np.float64) @ np.abs(value)  # (..., L, Ev): sum over kept j of |V_jc|
     return np.expm1(2 * exponent + extra)[..., None] * mass + precision.storage * np.abs(weights @ value) \
         + 2 * precision.underflow * (kept_total + S + 1)
+
+
+def call_bound(call: Prepared, weights: np.ndarray, precision: Precision) -> np.ndarray:
+    """:func:`sdpa_bound` of a float64 :class:`~kqv.reference.prepare.Prepared` call, ``(*batch, L, Ev)``: the
+    kept keys, the biases at them and the head mapping are those the reference's stages use."""
+    return sdpa_bound(call.query, call.key, call.value, weights, call.kept(), call.biases(), call.scale, precision)
 
 
 def sdpa_expectation(inputs: SdpaInputs, precision: Precision, alignment: str = "top-left",
@@ -125,29 +129,20 @@ def sdpa_expectation(inputs: SdpaInputs, precision: Precision, alignment: str = 
     Rows that keep no key follow ``masked_rows`` (clause ``mask.fully-masked-row``): exactly 0,
     NaN, or the mean of the values within the error of an ``S``-term mean.
     """
-    query, key, value = (as_float64(a) for a in (inputs.query, inputs.key, inputs.value))
     mask = None if inputs.attn_mask is None else (inputs.attn_mask if inputs.attn_mask.dtype == np.bool_
                                                   else as_float64(inputs.attn_mask))
-    L, E = query.shape[-2:]
-    S = key.shape[-2]
-    batch = np.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
-    scale = inputs.scale if inputs.scale is not None else 1.0 / np.sqrt(E)
-    masks = combine_masks(mask, inputs.is_causal, batch + (L, S), alignment)
-    keep = np.broadcast_to(masks.keep, batch + (L, S))
-    additive = np.zeros(batch + (L, S)) if masks.additive is None else np.broadcast_to(masks.additive, batch + (L, S))
-    query = np.broadcast_to(query, batch + (L, E))  # the weights' batch includes value's batch dims
-    weights = attention_weights(query, key, attn_mask=mask, is_causal=inputs.is_causal, scale=inputs.scale,
-                                causal_alignment=alignment)  # (..., L, S), zeros on empty rows
-    weights_out = weights @ value  # (..., L, Ev), clause output.weighted-sum
-    bound = sdpa_bound(query, key, value, weights, keep, additive, scale, precision)
-    empty = ~np.any(keep, axis=-1)  # (..., L)
-    expected = weights_out
+    call = prepare(*(as_float64(a) for a in (inputs.query, inputs.key, inputs.value)), mask, inputs.is_causal,
+                   inputs.scale, causal_alignment=alignment, **dict(inputs.keywords))
+    weights, _, expected = attend(call)  # (*batch, L, S), (*batch, L, Ev): zeros on empty rows
+    bound = call_bound(call, weights, precision)
+    keep = call.kept()
+    empty = ~np.any(keep, axis=-1)  # (*batch, L)
+    value = np.broadcast_to(call.value, call.batch + call.value.shape[-2:])  # (*batch, S, Ev), heads mapped
     if np.any(empty):
-        row_out, row_bound = _masked_rows_output(np.broadcast_to(value, batch + value.shape[-2:]), empty,
-                                                 masked_rows, precision)
-        expected = np.where(empty[..., None], row_out, weights_out)
+        row_out, row_bound = _masked_rows_output(value, empty, masked_rows, precision)
+        expected = np.where(empty[..., None], row_out, expected)
         bound = np.where(empty[..., None], row_bound, bound)
-    return Expectation(expected, bound, weights, empty, keep)
+    return Expectation(expected, bound, weights, empty, keep, value)
 
 
 def _projection(x, w, b, precision):
@@ -180,16 +175,13 @@ def mha_expectation(inputs: MhaInputs, precision: Precision, masked_rows: str = 
     S = key.shape[-2]
     mask = f64["attn_mask"] if inputs.attn_mask is None or inputs.attn_mask.dtype != np.bool_ else inputs.attn_mask
     mask = None if mask is None else mask[:, None]  # (B or 1, 1, L, S): the same for every head
-    scale = 1.0 / np.sqrt(d_k)  # clause mha.head: the per-head d_k
-    masks = combine_masks(mask, inputs.is_causal, (B, h, L, S), alignment)
-    keep = np.broadcast_to(masks.keep, (B, h, L, S))
-    additive = np.zeros((B, h, L, S)) if masks.additive is None else np.broadcast_to(masks.additive, (B, h, L, S))
-    heads = scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=inputs.is_causal,
-                                         causal_alignment=alignment, masked_rows=masked_rows)  # (B, h, L, d_v)
-    weights = attention_weights(query, key, attn_mask=mask, is_causal=inputs.is_causal,
-                                causal_alignment=alignment)  # (B, h, L, S)
-    x, A = _scores(query, key, scale)
-    x = x + additive
+    call = prepare(query, key, value, mask, inputs.is_causal, causal_alignment=alignment, masked_rows=masked_rows)
+    scale = call.scale  # clause mha.head: the per-head d_k
+    keep = call.kept()  # (B, h, L, S)
+    additive = call.biases()  # (B, h, L, S)
+    weights, _, heads = attend(call)  # (B, h, L, S) zeros on empty rows, (B, h, L, d_v) by the convention
+    x = scores(query, key, scale) + additive  # (B, h, L, S)
+    A = scores(np.abs(query), np.abs(key), scale)  # (B, h, L, S): |s| |Q| |K|^T
     key_t = np.swapaxes
     inherited = scale * (e_query @ key_t(np.abs(key), -1, -2) + np.abs(query) @ key_t(e_key, -1, -2)
                          + e_query @ key_t(e_key, -1, -2))  # (B, h, L, S)

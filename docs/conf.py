@@ -61,6 +61,7 @@ nitpick_ignore = [
     ("py:func", "sympy.latex"),
     ("py:func", "mpmath.fdot"),
     ("py:func", "mpmath.fsum"),
+    ("py:func", "mpmath.workdps"),
     ("py:class", "mpmath.mpf"),
 ]
 

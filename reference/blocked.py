@@ -31,8 +31,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .validation import (CAUSAL_ALIGNMENTS, MASKED_ROWS, as_float64, as_mask, check_attention_shapes, check_bool,
-                         check_choice, check_count, check_scale)
+from .prepare import prepare
+from .stages import add_biases, drop_causal, drop_keys, fill_masked_rows, scores
+from .validation import check_count
 
 DEFAULT_BLOCK = (128, 1024)  # (query rows, keys) per block
 DIAGONAL_KEYS = 64  # keys per block along a causal diagonal (0: none, the diagonal is masked in the blocks)
@@ -65,32 +66,16 @@ def _key_blocks(i0: int, i1: int, S: int, offset: int | None, block_keys: int,
         yield j0, min(j0 + diagonal, seen_by_last), j0 - offset - i0
 
 
-@functools.lru_cache(maxsize=256)
-def _above_diagonal(rows: int, keys: int, k: int) -> np.ndarray:
-    """``(rows, keys)`` bool, True above the ``k``-th diagonal: where key ``c > t + k`` for row ``t``."""
-    above = ~np.tri(rows, keys, k=k, dtype=bool)
-    above.flags.writeable = False
-    return above
-
-
-def _mask_causal(x: np.ndarray, k: int) -> None:
-    """Set to ``-inf`` the scores ``x`` ``(n, rows, keys)`` of keys ``c > t + k`` for row ``t`` (in place)."""
-    rows, keys = x.shape[-2:]
-    first = max(0, k + 1)  # the first key some row does not see
-    masked_rows = min(rows, keys - 1 - k)  # rows t < keys - 1 - k do not see every key
-    if masked_rows > 0:
-        np.copyto(x[:, :masked_rows, first:], -np.inf, where=_above_diagonal(masked_rows, keys - first, k - first))
-
-
-def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndarray | None, i0: int,
+def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndarray | None, scale: float, i0: int,
             offset: int | None, block_keys: int, diagonal: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(o, l, m)`` of the online softmax of one item: ``(n, R, Ev)``, ``(n, R, 1)``, ``(n, R, 1)``.
 
-    ``query`` is the item's ``R`` query rows ``i0 .. i0 + R - 1`` of ``n`` batch entries, already
-    scaled, ``(n, R, E)``; ``key`` ``(n, S, E)`` and ``value`` ``(n, S, Ev)`` are those entries';
-    ``mask`` is their rows of the mask (bool keep-mask or float64 additive), ``(n or 1, R, S)``, or
-    None; ``offset`` is None without ``is_causal``, else key ``j`` is kept for row ``i`` iff
-    ``j <= i + offset``.
+    ``query`` is the item's ``R`` query rows ``i0 .. i0 + R - 1`` of ``n`` batch entries,
+    ``(n, R, E)``; ``key`` ``(n, S, E)`` and ``value`` ``(n, S, Ev)`` are those entries' (heads
+    already mapped); ``mask`` is their rows of the mask (bool keep-mask or float64 additive),
+    ``(n or 1, R, S)``, or None; ``offset`` is None without ``is_causal``, else key ``j`` is kept for
+    row ``i`` iff ``j <= i + offset``. Each key block goes through the stages of
+    :mod:`kqv.reference.stages` before the online update.
     """
     n, R = query.shape[:2]
     m = np.full((n, R, 1), -np.inf)  # running max of the kept scores
@@ -98,15 +83,13 @@ def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndar
     o = np.zeros((n, R, value.shape[-1]))  # running sum of exp(x - m) v
     blocks = _key_blocks(i0, i0 + R, key.shape[1], offset, block_keys, diagonal)
     for number, (j0, j1, r) in enumerate(blocks):
-        x = query[:, r:] @ np.swapaxes(key[:, j0:j1], -1, -2)  # (n, R - r, j1 - j0), clause scores.dot-product
+        x = scores(query[:, r:], key[:, j0:j1], scale)  # (n, R - r, j1 - j0), clause scores.dot-product
         if mask is not None:
             block = mask[:, r:, j0:j1]
-            if block.dtype == np.bool_:
-                np.copyto(x, -np.inf, where=~block)  # clause mask.bool: a masked score is -inf
-            else:
-                x += block  # clause mask.additive; its -inf entries make their scores -inf
+            add_biases(x, block)  # clause mask.additive; its -inf entries make their scores -inf
+            drop_keys(x, block)  # clause mask.bool: a masked score is -inf
         if offset is not None:
-            _mask_causal(x, i0 + r + offset - j0)  # row t of the block sees keys c <= t + (i0 + r + offset - j0)
+            drop_causal(x, i0 + r + offset - j0)  # row t of the block sees keys c <= t + (i0 + r + offset - j0)
         _update(x, value[:, j0:j1], m[:, r:], l[:, r:], o[:, r:], first=number == 0)  # the rows that see it
     return o, l, m
 
@@ -177,7 +160,8 @@ def _entries(array: np.ndarray, batch: tuple[int, ...], n0: int, n1: int, rows: 
 
 def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, is_causal: bool = False,
                       scale: Any = None, *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
-                      block_size: tuple[int, int] | None = None, workers: int | None = None) -> np.ndarray:
+                      block_size: tuple[int, int] | None = None, workers: int | None = None,
+                      enable_gqa: bool = False) -> np.ndarray:
     """``softmax(Q K^T * scale + mask) V`` in float64 by blocks (clauses ``attention.sdpa``, ``softmax.online``).
 
     Arguments, shapes, conventions and errors are those of
@@ -190,24 +174,14 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     The running sums are not normalized until the end: ``l <= S`` and ``|o| <= S max|v|``, so
     values within a factor ``S`` of the largest float64 can overflow where the dense form does not.
     """
-    check_choice("masked_rows", masked_rows, MASKED_ROWS)
-    query, key, value = as_float64("query", query), as_float64("key", key), as_float64("value", value)
-    batch = check_attention_shapes(query, key, value)
-    (L, E), S, Ev = query.shape[-2:], key.shape[-2], value.shape[-1]
-    if scale is None:
-        if E == 0:
-            raise ValueError(f"scale: the default 1/sqrt(E) is undefined for E=0 (query shape {query.shape}); "
-                             "pass an explicit scale")
-        scale = 1.0 / np.sqrt(E)  # clause scores.scale.default
-    else:
-        scale = check_scale(scale)  # clause scores.scale.explicit
-    is_causal = check_bool("is_causal", is_causal)
-    causal_alignment = check_choice("causal_alignment", causal_alignment, CAUSAL_ALIGNMENTS)
-    mask = None if attn_mask is None else np.broadcast_to(as_mask(attn_mask, batch + (L, S)), batch + (L, S))
+    call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
+                   masked_rows=masked_rows, enable_gqa=enable_gqa)
+    batch, L, S, Ev = call.batch, call.L, call.S, call.Ev
+    mask = None if call.mask is None else np.broadcast_to(call.mask, call.shape)
     block_queries, block_keys = _check_block(block_size)
     workers = min(os.cpu_count() or 1, 8) if workers is None else check_count("workers", workers, 1)
     diagonal = min(DIAGONAL_KEYS, block_keys)
-    offset = None if not is_causal else (0 if causal_alignment == "top-left" else S - L)
+    offset = call.causal_offset
     count = int(np.prod(batch, dtype=np.int64))
     output = np.empty((count, L, Ev))  # (N, L, Ev), the batch flattened
     # Small entries go several to an item, up to one block of scores, leaving an item per worker.
@@ -218,29 +192,22 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     if offset is not None:
         items.sort(key=lambda item: -item[3])  # the rows that see the most keys first, for an even split
 
-    query, key, value = (np.broadcast_to(a, batch + a.shape[-2:]) for a in (query, key, value))  # (..., n, last)
+    query, key, value = (np.broadcast_to(a, batch + a.shape[-2:]) for a in (call.query, call.key, call.value))
 
     def run(item: tuple[int, int, int, int]) -> None:
         n0, n1, i0, i1 = item
         rows = slice(i0, i1)
         values = _entries(value, batch, n0, n1)  # (n, S, Ev)
         with np.errstate(invalid="ignore", over="ignore"):
-            o, l, m = _attend(_entries(query, batch, n0, n1, rows) * scale, _entries(key, batch, n0, n1), values,
-                              None if mask is None else _entries(mask, batch, n0, n1, rows), i0, offset, block_keys,
-                              diagonal)  # noqa: E741
+            o, l, m = _attend(_entries(query, batch, n0, n1, rows), _entries(key, batch, n0, n1), values,
+                              None if mask is None else _entries(mask, batch, n0, n1, rows), call.scale, i0, offset,
+                              block_keys, diagonal)  # noqa: E741
         result = output[n0:n1, i0:i1]  # (n, R, Ev)
         empty = m == -np.inf  # (n, R, 1): rows that keep no key, clause mask.fully-masked-row
-        if not empty.any():
-            np.divide(o, l, out=result)  # clause softmax.definition
-            return
-        np.divide(o, l, out=result, where=~empty)
-        if masked_rows == "nan":
-            fill = np.nan
-        elif masked_rows == "uniform" and S > 0:
-            fill = np.full((1, S), 1.0 / S) @ values  # (n, 1, Ev): the mean of V
-        else:
-            fill = 0.0
-        np.copyto(result, fill, where=empty)
+        np.divide(o, l, out=result, where=~empty)  # clause softmax.definition
+        if empty.any():
+            np.copyto(result, 0.0, where=empty)  # the empty weighted sum
+            result[...] = fill_masked_rows(result, empty, values, masked_rows)
 
     if workers > 1 and len(items) > 1:
         with _blas_controller().limit(limits=1, user_api="blas"):  # one BLAS thread per worker

@@ -2,7 +2,8 @@
 
 The contract is that of ``torch.nn.functional.scaled_dot_product_attention`` on
 NumPy arrays (clause ``attention.sdpa``), with two reference-only options:
-``causal_alignment`` and ``masked_rows``.
+``causal_alignment`` and ``masked_rows``. The dense form runs the stages of
+:mod:`kqv.reference.stages` on whole arrays; :func:`attend` is that run, in any arithmetic.
 """
 
 from __future__ import annotations
@@ -11,47 +12,38 @@ from typing import Any
 
 import numpy as np
 
+from .arithmetic import FLOAT64
 from .blocked import blocked_attention
-from .masking import combine_masks
-from .softmax import masked_softmax
-from .validation import MASKED_ROWS, as_float64, check_attention_shapes, check_choice, check_dropout, check_scale
+from .prepare import Prepared, prepare
+from .stages import (add_biases, drop_causal, drop_keys, fill_masked_rows, masked_row_weights, scores, softmax,
+                     weighted_sum)
+from .validation import check_choice, check_dropout
 
 
-def _weights(query: Any, key: Any, attn_mask: Any, is_causal: Any, scale: Any, causal_alignment: str,
-             masked_rows: str, value: Any = None):
-    """Validate the inputs and return ``(P, empty, value)``; ``P`` is ``(..., L, S)``, ``empty`` ``(..., L, 1)``."""
-    check_choice("masked_rows", masked_rows, MASKED_ROWS)
-    query = as_float64("query", query)
-    key = as_float64("key", key)
-    if value is None:
-        value = np.zeros(key.shape[:-1] + (0,))  # (..., S, 0): attention_weights has no value
-    else:
-        value = as_float64("value", value)
-    batch = check_attention_shapes(query, key, value)
-    L, e = query.shape[-2:]
-    S = key.shape[-2]
-    if scale is None:
-        if e == 0:
-            raise ValueError("scale: the default 1/sqrt(E) is undefined for E=0 (query shape "
-                             f"{query.shape}); pass an explicit scale")
-        scale = 1.0 / np.sqrt(e)  # clause scores.scale.default
-    else:
-        scale = check_scale(scale)  # clause scores.scale.explicit
-    masks = combine_masks(attn_mask, is_causal, batch + (L, S), causal_alignment)
-    scores = (query @ np.swapaxes(key, -1, -2)) * scale  # (..., L, S), clause scores.dot-product
-    scores = np.broadcast_to(scores, batch + (L, S))  # value's batch dims too: (..., L, S)
-    if masks.additive is not None:
-        scores = scores + masks.additive  # clause mask.additive
-    weights, empty = masked_softmax(scores, masks.keep, axis=-1)  # clauses softmax.stable, mask.zero-weight
-    if masked_rows == "nan":
-        weights = np.where(empty, np.nan, weights)
-    elif masked_rows == "uniform" and S > 0:
-        weights = np.where(empty, 1.0 / S, weights)
-    return weights, empty, value
+def weights_of(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray]:
+    """Stages 1 to 4 on whole arrays: ``(P (*batch, L, S), empty (*batch, L, 1))``, P 0 on empty rows."""
+    x = scores(call.query, call.key, call.scale, ops)  # (..., L, S), clause scores.dot-product
+    if x.shape != call.shape:
+        x = np.array(np.broadcast_to(x, call.shape))  # value's or the mask's batch dims too: (*batch, L, S)
+    add_biases(x, call.mask)  # clause mask.additive
+    drop_keys(x, call.mask, ops)  # clause mask.bool
+    if call.causal_offset is not None:
+        drop_causal(x, call.causal_offset, ops)  # clauses mask.causal.top-left, mask.causal.bottom-right
+    return softmax(x, ops)  # clauses softmax.stable, mask.zero-weight
+
+
+def attend(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every stage on whole arrays: ``(P, empty, O)``, the weights ``(*batch, L, S)`` (0 on the rows that keep
+    no key, marked by ``empty``, ``(*batch, L, 1)``) and the output ``(*batch, L, Ev)``, whose rows that keep no
+    key follow ``call.masked_rows`` (clause ``mask.fully-masked-row``)."""
+    weights, empty = weights_of(call, ops)
+    output = weighted_sum(weights, call.value, ops)  # (*batch, L, Ev), clause output.weighted-sum
+    return weights, empty, fill_masked_rows(output, empty, call.value, call.masked_rows, ops)
 
 
 def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bool = False, scale: Any = None, *,
-                      causal_alignment: str = "top-left", masked_rows: str = "zeros") -> np.ndarray:
+                      causal_alignment: str = "top-left", masked_rows: str = "zeros",
+                      enable_gqa: bool = False) -> np.ndarray:
     """The attention weights ``P = softmax(Q K^T * scale + mask)``, float64 ``(..., L, S)``.
 
     ``P_ij = exp(x_ij - m_i) / sum_{k kept} exp(x_ik - m_i)`` for kept keys and exactly
@@ -60,12 +52,15 @@ def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bo
     ``scores.scale.default``, ``scores.scale.explicit``, ``mask.bool``,
     ``mask.additive``, ``mask.causal.top-left``, ``mask.causal.bottom-right``,
     ``softmax.definition``, ``softmax.stable``, ``softmax.rows-sum-to-one``,
-    ``mask.zero-weight``. A row whose every key is masked (clause
-    ``mask.fully-masked-row``) is 0 (``masked_rows="zeros"``), NaN (``"nan"``) or
-    ``1/S`` (``"uniform"``). Arguments are those of :func:`scaled_dot_product_attention`.
+    ``mask.zero-weight``, and with ``enable_gqa`` ``gqa.head-mapping``. A row whose
+    every key is masked (clause ``mask.fully-masked-row``) is 0 (``masked_rows="zeros"``),
+    NaN (``"nan"``) or ``1/S`` (``"uniform"``). Arguments are those of
+    :func:`scaled_dot_product_attention`.
     """
-    weights, _, _ = _weights(query, key, attn_mask, is_causal, scale, causal_alignment, masked_rows)
-    return weights
+    call = prepare(query, key, None, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
+                   masked_rows=masked_rows, enable_gqa=enable_gqa)
+    weights, empty = weights_of(call)
+    return masked_row_weights(weights, empty, masked_rows)
 
 
 METHODS = ("auto", "dense", "blocked")
@@ -74,9 +69,23 @@ METHODS = ("auto", "dense", "blocked")
 BLOCKED_FROM = 2**19
 
 
+def _auto(query: Any, key: Any, value: Any, enable_gqa: bool) -> str:
+    shapes = [np.shape(a) for a in (query, key, value)]
+    if not all(len(shape) >= (3 if enable_gqa is True else 2) for shape in shapes):
+        return "dense"  # the dense form reports the missing dims
+    if enable_gqa is True:  # the key and value heads count as the query's once mapped
+        shapes = [shapes[0]] + [shape[:-3] + shapes[0][-3:-2] + shape[-2:] for shape in shapes[1:]]
+    try:
+        batch = np.broadcast_shapes(*(shape[:-2] for shape in shapes))
+    except ValueError:
+        return "dense"  # the dense form reports the mismatch (or, with GQA, the head counts)
+    scores_count = int(np.prod(batch, dtype=np.int64)) * shapes[0][-2] * shapes[1][-2]
+    return "blocked" if scores_count >= BLOCKED_FROM else "dense"
+
+
 def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
-                                 is_causal: bool = False, scale: Any = None, *, causal_alignment: str = "top-left",
-                                 masked_rows: str = "zeros", method: str = "auto",
+                                 is_causal: bool = False, scale: Any = None, enable_gqa: bool = False, *,
+                                 causal_alignment: str = "top-left", masked_rows: str = "zeros", method: str = "auto",
                                  block_size: tuple[int, int] | None = None) -> np.ndarray:
     """Attention ``O = softmax(Q K^T * scale + mask) V`` in float64 (clause ``attention.sdpa``).
 
@@ -105,6 +114,11 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     ``scale``: None gives ``1/sqrt(E)`` (clause ``scores.scale.default``); an
     explicit finite value is used as is (clause ``scores.scale.explicit``).
 
+    ``enable_gqa``: grouped-query attention (clause ``gqa.head-mapping``): query
+    ``(..., H_q, L, E)``, key ``(..., H_kv, S, E)`` and value ``(..., H_kv, S, Ev)``
+    with ``H_q`` a multiple of ``H_kv``; query head ``h`` reads key/value head
+    ``h // (H_q // H_kv)``. The output is ``(..., H_q, L, Ev)``.
+
     ``dropout_p`` must be 0: the reference is deterministic.
 
     ``masked_rows``: the output of a row whose every key is masked (clause
@@ -127,23 +141,12 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     check_dropout(dropout_p)
     method = check_choice("method", method, METHODS)
     if method == "auto":
-        shapes = [np.shape(a) for a in (query, key, value)]
-        if all(len(shape) >= 2 for shape in shapes):
-            try:
-                batch = np.broadcast_shapes(*(shape[:-2] for shape in shapes))
-            except ValueError:
-                batch = None  # the dense form reports the mismatch
-            scores = None if batch is None else int(np.prod(batch, dtype=np.int64)) * shapes[0][-2] * shapes[1][-2]
-            method = "blocked" if scores is not None and scores >= BLOCKED_FROM else "dense"
-        else:
-            method = "dense"
+        method = _auto(query, key, value, enable_gqa)
     if method == "blocked":
         return blocked_attention(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
-                                 masked_rows=masked_rows, block_size=block_size)
+                                 masked_rows=masked_rows, block_size=block_size, enable_gqa=enable_gqa)
     if block_size is not None:
         raise ValueError("block_size: only the blocked method takes a block size (method='blocked')")
-    weights, empty, value = _weights(query, key, attn_mask, is_causal, scale, causal_alignment, masked_rows, value)
-    output = weights @ value  # (..., L, Ev), clause output.weighted-sum
-    if masked_rows == "nan":
-        output = np.where(empty, np.nan, output)  # also when S = 0, where the product is an empty sum
-    return output
+    call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
+                   masked_rows=masked_rows, enable_gqa=enable_gqa)
+    return attend(call)[2]

@@ -15,30 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .stages import drop_keys, softmax as stage_softmax
 from .validation import as_float64
-
-
-def masked_softmax(x: np.ndarray, keep: np.ndarray | None, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
-    """Stable softmax of float64 ``x`` along ``axis`` over the entries where ``keep`` is True.
-
-    Entries equal to ``-inf`` are not kept either. Returns ``(p, empty)``: ``p`` has
-    ``x``'s shape with exactly 0 at every entry not kept (clause
-    ``mask.zero-weight``) and 0 on rows that keep nothing; ``empty`` (``x``'s shape
-    with ``axis`` of length 1) is True on those rows (clause ``mask.fully-masked-row``).
-    """
-    kept = x != -np.inf
-    if keep is not None:
-        kept = kept & keep  # broadcast to x.shape
-    kept = np.broadcast_to(kept, x.shape)
-    row_max = np.max(np.where(kept, x, -np.inf), axis=axis, keepdims=True, initial=-np.inf)  # m over kept entries
-    empty = ~np.any(kept, axis=axis, keepdims=True)
-    shift = np.where(empty, 0.0, row_max)
-    with np.errstate(invalid="ignore", over="ignore"):
-        exponent = np.where(kept, x - shift, -np.inf)  # <= 0 on kept entries
-    numerator = np.exp(exponent)  # exactly 0 where not kept; exactly 1 at the row max
-    total = np.sum(numerator, axis=axis, keepdims=True)  # in [1, n] on rows that keep an entry
-    p = numerator / np.where(empty, 1.0, total)
-    return p, empty
 
 
 def softmax(x: Any, axis: int = -1, where: Any = None) -> np.ndarray:
@@ -63,5 +41,8 @@ def softmax(x: Any, axis: int = -1, where: Any = None) -> np.ndarray:
             raise ValueError(f"where: shape {keep.shape} does not broadcast to x's shape {x.shape}")
     if x.ndim == 0:
         raise ValueError("x: expected an array with at least 1 dim, got a scalar")
-    p, _ = masked_softmax(x, keep, axis=axis)
+    x = np.array(x, copy=True)
+    if keep is not None:
+        drop_keys(x, np.broadcast_to(keep, x.shape))
+    p, _ = stage_softmax(x, axis=axis)  # the softmax stage of the attention pipeline
     return p

@@ -8,12 +8,13 @@ steps sympy checks (:meth:`Derivation.check`).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 
-from . import attention, gradients, masking, multihead, output, positional, projections, scores, softmax
+from . import attention, gradients, heads, masking, multihead, output, positional, projections, scores, softmax
 from .clause import Clause, Derivation, DerivationError, Step
 
-_MODULES = (projections, scores, masking, softmax, output, attention, multihead, positional, gradients)
+_MODULES = (projections, scores, masking, softmax, output, attention, heads, multihead, positional, gradients)
 
 SECTIONS: list[tuple[str, str]] = [module.SECTION for module in _MODULES]
 
@@ -26,7 +27,7 @@ def _collect() -> dict[str, Clause]:
                 raise ValueError(f"duplicate clause id {item.id!r}")
             if item.section != module.SECTION[0]:
                 raise ValueError(f"clause {item.id!r} is in section {item.section!r}, listed under {module.SECTION[0]!r}")
-            clauses[item.id] = item
+            clauses[item.id] = item if item.page else dataclasses.replace(item, page=module.PAGE)
     return clauses
 
 

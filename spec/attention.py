@@ -18,6 +18,7 @@ from .notation import (
 )
 
 SECTION = ("attention", "Scaled dot-product attention")
+PAGE = "attention"  # the docs page that renders the section
 
 sdpa = Clause(
     id="attention.sdpa",
@@ -178,6 +179,7 @@ _bound = (sympy.exp(_growth) - 1) * sympy.Sum(_weights[i, j] * sympy.Abs(_value[
 
 accuracy = Clause(
     id="attention.accuracy",
+    page="error-model",  # with the error model it states
     title="Forward-error bound",
     statement=(
         "On the same inputs rounded to the dtype, each output entry is within B_ic of the exact O*_ic: "

@@ -64,6 +64,7 @@ class Clause:
     derivation: Derivation | None = None
     section: str = ""
     symbols: dict[str, str] = field(default_factory=dict)
+    page: str = ""  # the docs page (docs/<page>.md) that renders it; the section's page unless given
 
     @property
     def latex(self) -> str:

@@ -24,6 +24,7 @@ from .clause import Clause, Derivation, Step
 from .notation import K, L, P, Q, S, V, d_k, d_v, i, j, k, s
 
 SECTION = ("gradients", "Gradients")
+PAGE = "gradients"  # the docs page that renders the section
 
 dO = sympy.MatrixSymbol("dO", L, d_v)
 dV = sympy.MatrixSymbol("dV", S, d_v)

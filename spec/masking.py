@@ -16,6 +16,7 @@ from .clause import Clause, Derivation, Step
 from .notation import A, K, L, M, O, P, Q, S, V, c, d_k, e, i, j, k, s
 
 SECTION = ("masking", "Masking")
+PAGE = "masking"  # the docs page that renders the section
 
 m = sympy.MatrixSymbol("m", L, S)
 

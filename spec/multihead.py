@@ -17,6 +17,7 @@ from .clause import Clause, Derivation, Step
 from .notation import L, S, Attention, Concat, Softmax, c, d_k, d_model, d_v, h, r, t
 
 SECTION = ("multihead", "Multi-head attention")
+PAGE = "multihead"  # the docs page that renders the section
 
 i = sympy.Symbol("i", integer=True, nonnegative=True)  # the head
 q = sympy.Symbol("q", integer=True, nonnegative=True)  # a column of the concatenated heads

@@ -16,6 +16,7 @@ from .clause import Clause, Derivation, Step
 from .notation import K, O, P, Q, S, V, Attention, Maximum, Minimum, c, i, j
 
 SECTION = ("output", "Output")
+PAGE = "attention"  # the docs page that renders the section
 
 _weighted_sum = sympy.Sum(P[i, j] * V[j, c], (j, 0, S - 1))
 

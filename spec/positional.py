@@ -15,6 +15,7 @@ from .clause import Clause, Derivation, Step
 from .notation import c, d_model
 
 SECTION = ("positional", "Positional encoding")
+PAGE = "positional"  # the docs page that renders the section
 
 pos = sympy.Symbol("pos", integer=True, nonnegative=True)
 i = sympy.Symbol("i", integer=True, nonnegative=True)  # the column pair

@@ -15,6 +15,7 @@ from .clause import Clause, Derivation, Step
 from .notation import c, d_k, d_model, d_v, e, n, r, t
 
 SECTION = ("projections", "Projections")
+PAGE = "attention"  # the docs page that renders the section
 
 X = sympy.MatrixSymbol("X", n, d_model)
 

@@ -15,6 +15,7 @@ from .clause import Clause, Derivation, Step
 from .notation import A, K, Q, d_k, e, i, j, s
 
 SECTION = ("scores", "Scores")
+PAGE = "attention"  # the docs page that renders the section
 
 sigma = sympy.Symbol("sigma", positive=True)
 Var = sympy.Function("Var")

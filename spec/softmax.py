@@ -15,6 +15,7 @@ from .clause import Clause, Derivation, Step
 from .notation import Maximum, S, i, j, k
 
 SECTION = ("softmax", "Softmax")
+PAGE = "attention"  # the docs page that renders the section
 
 x, p = sympy.IndexedBase("x"), sympy.IndexedBase("p")
 a = sympy.Symbol("a", real=True)
@@ -141,6 +142,7 @@ def _jacobian() -> Derivation:
 
 jacobian = Clause(
     id="softmax.jacobian",
+    page="gradients",  # with the gradient clauses it serves
     title="Jacobian of softmax",
     statement="dp_i/dx_j = p_i (delta_ij - p_j): the Jacobian of a row's softmax is diag(p) - p p^T (symmetric, rows sum to 0).",
     expr=sympy.Eq(sympy.Derivative(p[i], x[j]), p[i] * (sympy.KroneckerDelta(i, j) - p[j])),

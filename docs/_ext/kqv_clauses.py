@@ -12,7 +12,8 @@ Directives (usable from MyST Markdown as ```` ```{clause} id ```` and ```` ```{c
 Role ``clause`` (``{clause}`mask.causal.top-left```) links to a clause's anchor through the
 ``kqv`` domain, so a nitpicky build resolves it. An unknown id or section is a warning naming it
 and the closest known ids, which ``-W`` makes a build error. With ``kqv_clauses_require_all``
-set, a clause rendered on no page or on two pages is a warning too.
+set, a clause rendered on no page or on two pages is a warning too, and so is a clause rendered on
+another page than its :attr:`kqv.spec.Clause.page` (the page the reports link to).
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class ClauseDomain(Domain):
         return self.data.setdefault("clauses", {})
 
     def note_clause(self, item: Clause, location: nodes.Node) -> None:
+        if item.page and item.page != self.env.docname:
+            logger.warning("clause %r is rendered on %s but its page is %r (kqv.spec.Clause.page, which the reports "
+                           "link to)", item.id, self.env.docname, item.page, location=location, type="kqv",
+                           subtype="page")
         if item.id in self.clauses:
             other = self.clauses[item.id][0]
             logger.warning("clause %r is rendered twice (also in %s)", item.id, other,

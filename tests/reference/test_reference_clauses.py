@@ -14,9 +14,9 @@ IMPLEMENTED = {
     "scores.scale.explicit", "mask.bool", "mask.additive", "mask.causal.top-left", "mask.causal.bottom-right",
     "mask.fully-masked-row", "mask.zero-weight", "softmax.definition", "softmax.stable", "softmax.rows-sum-to-one",
     "output.weighted-sum", "attention.sdpa", "attention.shape", "attention.dtype", "mha.split", "mha.head",
-    "mha.concat", "mha.output-projection", "pe.sinusoid", "pe.odd-d-model",
+    "mha.concat", "mha.output-projection", "pe.sinusoid", "pe.odd-d-model", "gqa.head-mapping", "gqa.repeat-interleave",
 }
-SECTIONS = ("projection", "scores", "mask", "softmax", "output", "attention", "mha", "pe")
+SECTIONS = ("projection", "scores", "mask", "softmax", "output", "attention", "gqa", "mha", "pe")
 
 
 def _cited() -> set[str]:

@@ -1,0 +1,140 @@
+"""One validated call of scaled dot-product attention: what every form of the reference starts from.
+
+:func:`prepare` checks the arguments of ``scaled_dot_product_attention`` once (each error names the
+argument, what it got and what was expected), maps the key and value heads to the query heads
+(stage 0, clause ``gqa.head-mapping``) and returns a :class:`Prepared` call; the dense form, the
+blocked form, the mpmath oracle and the tolerance model of ``kqv.conformance`` all take it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .arithmetic import to_mpf
+from .stages import add_biases, drop_causal, drop_keys, map_heads
+from .validation import (CAUSAL_ALIGNMENTS, MASKED_ROWS, as_float64, as_mask, check_attention_shapes, check_bool,
+                         check_choice, check_min_ndim, check_scale)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated call; the arrays are float64 (or, after :meth:`in_mpmath`, mpmath numbers).
+
+    ``query (..., L, E)``, ``key (..., S, E)`` and ``value (..., S, Ev)`` as given, but with the key
+    and value heads already mapped to the query heads (grouped-query attention); ``batch`` is the
+    broadcast of their batch dims; ``mask`` the bool keep-mask or float additive mask, broadcastable
+    to ``(*batch, L, S)``; ``causal_offset`` None without ``is_causal``, else key ``j`` is kept for
+    query ``i`` iff ``j <= i + causal_offset``.
+    """
+
+    query: np.ndarray
+    key: np.ndarray
+    value: np.ndarray
+    batch: tuple[int, ...]
+    scale: Any  # the float64 scale (exactly 1/sqrt(E) in the oracle's arithmetic when default_scale)
+    default_scale: bool  # scale=None was given: 1/sqrt(E)
+    mask: np.ndarray | None
+    causal_offset: int | None
+    masked_rows: str
+
+    @property
+    def L(self) -> int:  # noqa: N802 - the paper's name
+        return self.query.shape[-2]
+
+    @property
+    def S(self) -> int:  # noqa: N802
+        return self.key.shape[-2]
+
+    @property
+    def E(self) -> int:  # noqa: N802
+        return self.query.shape[-1]
+
+    @property
+    def Ev(self) -> int:  # noqa: N802
+        return self.value.shape[-1]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the scores and weights, ``(*batch, L, S)``."""
+        return self.batch + (self.L, self.S)
+
+    def kept(self) -> np.ndarray:
+        """Bool ``(*batch, L, S)``: True where the key takes part (stages 2 and 3 run on zero scores)."""
+        x = np.zeros(self.shape)
+        add_biases(x, None if self.mask is None or self.mask.dtype == np.bool_ else np.asarray(self.mask, float))
+        drop_keys(x, self.mask)
+        if self.causal_offset is not None:
+            drop_causal(x, self.causal_offset)
+        return x != -np.inf
+
+    def biases(self) -> np.ndarray:
+        """Float64 ``(*batch, L, S)``: the float mask at the kept keys, 0 elsewhere and without one."""
+        if self.mask is None or self.mask.dtype == np.bool_:
+            return np.zeros(self.shape)
+        mask = np.broadcast_to(np.asarray(self.mask, dtype=np.float64), self.shape)
+        return np.where(mask == -np.inf, 0.0, mask)
+
+    def in_mpmath(self) -> "Prepared":
+        """The same call on object arrays of mpmath numbers, with the exact ``1/sqrt(E)`` as the default scale.
+
+        Call it inside :func:`mpmath.workdps`: the scale is computed at the working precision.
+        """
+        import mpmath
+
+        mask = self.mask if self.mask is None or self.mask.dtype == np.bool_ else to_mpf(self.mask)
+        scale = 1 / mpmath.sqrt(self.E) if self.default_scale else mpmath.mpf(self.scale)
+        return dataclasses.replace(self, query=to_mpf(self.query), key=to_mpf(self.key), value=to_mpf(self.value),
+                                   scale=scale, mask=mask)
+
+
+def _check_heads(query: np.ndarray, key: np.ndarray, value: np.ndarray) -> None:
+    """The head axis (-3) that ``enable_gqa`` needs, and ``H_q`` a multiple of ``H_kv`` (clause ``gqa.head-mapping``)."""
+    for name, array, layout in (("query", query, "(..., H_q, L, E)"), ("key", key, "(..., H_kv, S, E)"),
+                                ("value", value, "(..., H_kv, S, Ev)")):
+        if array.ndim < 3:
+            raise ValueError(f"{name}: enable_gqa needs a head axis, shape {layout} with at least 3 dims; "
+                             f"got shape {array.shape}")
+    query_heads, kv_heads = query.shape[-3], key.shape[-3]
+    if value.shape[-3] != kv_heads:
+        raise ValueError(f"value: expected {kv_heads} heads on axis -3 like key (..., H_kv, S, Ev), got shape "
+                         f"{value.shape} (key {key.shape})")
+    if kv_heads == 0 or query_heads % kv_heads:
+        raise ValueError(f"enable_gqa: the query heads H_q = {query_heads} (query {query.shape}) must be a multiple "
+                         f"of the key/value heads H_kv = {kv_heads} (key {key.shape})")
+
+
+def prepare(query: Any, key: Any, value: Any = None, attn_mask: Any = None, is_causal: Any = False,
+            scale: Any = None, *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
+            enable_gqa: Any = False) -> Prepared:
+    """Validate the arguments of :func:`kqv.reference.scaled_dot_product_attention` and return the :class:`Prepared` call.
+
+    ``value`` None stands for a value of width 0 (:func:`kqv.reference.attention_weights` has none).
+    """
+    check_choice("masked_rows", masked_rows, MASKED_ROWS)
+    query = as_float64("query", query)
+    key = as_float64("key", key)
+    value = np.zeros(key.shape[:-1] + (0,)) if value is None else as_float64("value", value)  # (..., S, 0)
+    if check_bool("enable_gqa", enable_gqa):
+        for name, array, layout in (("query", query, "(..., L, E)"), ("key", key, "(..., S, E)"),
+                                    ("value", value, "(..., S, Ev)")):
+            check_min_ndim(name, array, layout)
+        _check_heads(query, key, value)
+        key, value = map_heads(key, value, query.shape[-3])  # (..., H_q, S, E), (..., H_q, S, Ev)
+    batch = check_attention_shapes(query, key, value)
+    (L, E), S = query.shape[-2:], key.shape[-2]
+    if scale is None:
+        if E == 0:
+            raise ValueError(f"scale: the default 1/sqrt(E) is undefined for E=0 (query shape {query.shape}); "
+                             "pass an explicit scale")
+        value_of_scale = 1.0 / np.sqrt(E)  # clause scores.scale.default
+    else:
+        value_of_scale = check_scale(scale)  # clause scores.scale.explicit
+    is_causal = check_bool("is_causal", is_causal)
+    causal_alignment = check_choice("causal_alignment", causal_alignment, CAUSAL_ALIGNMENTS)
+    mask = None if attn_mask is None else as_mask(attn_mask, batch + (L, S))
+    offset = None if not is_causal else (0 if causal_alignment == "top-left" else S - L)
+    return Prepared(query, key, value, batch, value_of_scale, scale is None, mask, offset, masked_rows)
