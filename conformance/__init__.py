@@ -14,7 +14,7 @@ from .adapters import Adapter, NumpyAdapter, TorchAdapter
 from .api import check, replay
 from .backend import Backend
 from .declaration import Declaration, ExpectedFailure
-from .report import ClauseResult, Report, TargetReport
+from .report.data import ClauseResult, Report, TargetReport
 
 __all__ = ["Adapter", "Backend", "ClauseResult", "Declaration", "ExpectedFailure", "NumpyAdapter", "Report",
            "TargetReport", "TorchAdapter", "check", "replay"]

@@ -12,10 +12,11 @@ import platform
 from typing import Any, Callable
 
 from .backend import Backend
-from .cases import case_from_json
+from .kinds import case_from_json
 from .loading import adapter_for, resolve
+from .options import with_overrides
 from .profiles import profile as lookup_profile
-from .report import Report
+from .report.data import Report
 from .runner import Progress, run_backend
 
 
@@ -40,9 +41,7 @@ def backends_of(fn: Any, kind: str | None, arrays: str, declaration: dict[str, A
     if isinstance(fn, str):
         return resolve(fn, kind, declaration, arrays)
     if isinstance(fn, Backend):
-        if declaration:
-            fn.declaration = fn.declaration.replace(**declaration)
-        return [fn]
+        return [with_overrides(fn, declaration)]  # a new Backend: the caller's keeps its declaration
     if not callable(fn):
         raise TypeError(f"fn: expected a callable, a kqv Backend or a target string, got {type(fn).__name__}")
     from .declaration import Declaration

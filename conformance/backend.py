@@ -15,6 +15,7 @@ import numpy as np
 
 from .adapters import Adapter, NumpyAdapter, OutputTypeError
 from .declaration import Declaration
+from .messages import backend_raised, backend_returned
 
 
 class BackendError(Exception):
@@ -71,10 +72,9 @@ def invoke(backend: Backend, args: tuple[Any, ...], kwargs: dict[str, Any], name
     try:
         result = backend.fn(*call_args, **call_kwargs)
     except Exception as error:  # noqa: BLE001 - any failure of the backend is a finding, not a crash
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise BackendError(f"the backend raised {type(error).__name__}: {message}"[:500]) from error
+        raise BackendError(backend_raised(error)) from error
     try:
         output = backend.adapter.to_numpy(result)
     except OutputTypeError as error:
-        raise BackendError(f"the backend {error}") from error
+        raise BackendError(backend_returned(error)) from error
     return Invocation(natives, output)

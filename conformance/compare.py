@@ -1,8 +1,8 @@
 """Comparing an output with what the spec expects, element by element, within a bound.
 
-A failure reads like ``numpy.testing.assert_allclose``: how many elements are off, the worst one
-(where, got, expected, its error against its own bound) and the worst relative error; NaN or inf
-where the spec has a number is counted and located separately.
+:func:`mismatch` measures: how many elements are off, the worst one (where, got, expected, its
+error against its own bound), the worst relative error, and NaN or inf where the spec has a
+number, counted and located separately. The words are :func:`kqv.conformance.messages.outside_bound`'s.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .messages import outside_bound
 
 
 @dataclass(frozen=True)
@@ -28,19 +30,7 @@ class Mismatch:
     nonfinite: int
 
     def __str__(self) -> str:
-        where = f"({', '.join(str(i) for i in self.index)})"
-        head = f"{self.count} of {self.total} elements of {self.what} are outside the bound"
-        if self.nonfinite:
-            head += f" ({self.nonfinite} of them NaN or inf where the spec has a number)"
-        if np.isnan(self.expected):
-            return f"{head}; at {where}: got {self.actual!r}, the spec asks for NaN"
-        if not np.isfinite(self.actual):
-            return f"{head}; first at {where}: got {self.actual!r}, expected {self.expected:.6g}"
-        ratio = self.error / self.bound if self.bound > 0 else float("inf")
-        times = "(the bound is 0: an exact value is required)" if self.bound == 0 else f"({ratio:.3g} x the bound)"
-        return (f"{head}; worst at {where}: got {self.actual:.9g}, expected {self.expected:.9g}, "
-                f"|error| {self.error:.3g} > bound {self.bound:.3g} {times}; "
-                f"worst relative error {self.worst_relative:.3g}")
+        return outside_bound(self)
 
 
 def mismatch(actual: np.ndarray, expected: np.ndarray, bound: np.ndarray, what: str = "the output") -> Mismatch | None:

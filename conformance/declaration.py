@@ -1,6 +1,8 @@
 """What a backend declares: the contract it follows, the features it supports, its conventions.
 
-A feature a backend does not support is skipped and reported as skipped, never failed. Where the
+A feature a backend does not support is skipped and reported as skipped, never failed. Each
+variant of the sdpa contract (``kqv.conformance.variants``) adds a bool field of its name, False
+by default, from its own declaration (``gqa``). Where the
 world disagrees (DESIGN.md, "Conventions the world disagrees on") the backend states its own
 convention and is judged under it: ``masked_rows`` (what a row whose every key is masked returns)
 and ``causal_alignment``. An undeclared ``masked_rows`` is observed and reported; an undeclared
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .dtypes import DTYPES, check_dtype_name
+from .variants import VARIANTS
 
 KINDS = ("sdpa", "mha", "pe")
 MASKED_ROWS = ("zeros", "nan", "uniform")
@@ -49,7 +52,16 @@ def _option(help_text: str, **kwargs: Any) -> Any:
     return field(metadata={"help": help_text}, **kwargs)
 
 
+def _with_variant_fields(cls: type) -> type:
+    """Add a bool field, False by default, for each variant of :data:`~kqv.conformance.variants.VARIANTS`."""
+    for variant in VARIANTS.values():
+        cls.__annotations__[variant.name] = "bool"
+        setattr(cls, variant.name, _option(f"sdpa: {variant.help}", default=False))
+    return cls
+
+
 @dataclass(frozen=True)
+@_with_variant_fields
 class Declaration:
     """The declaration of a backend of kind ``sdpa``, ``mha`` or ``pe`` (DESIGN.md, "Contracts")."""
 
@@ -111,6 +123,11 @@ class Declaration:
         if any(not isinstance(f, ExpectedFailure) for f in failures):
             raise TypeError("expected_failures: expected ExpectedFailure objects")
         object.__setattr__(self, "expected_failures", failures)
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The variants of the sdpa contract this backend declares."""
+        return tuple(name for name in VARIANTS if getattr(self, name))
 
     @property
     def alignment(self) -> str:

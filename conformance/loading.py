@@ -19,9 +19,7 @@ from .adapters import NumpyAdapter, TorchAdapter
 from .backend import Backend
 from .backends import BUILTINS, builtin
 from .declaration import Declaration
-
-ARRAYS = ("numpy", "torch")
-
+from .options import ARRAYS, with_overrides
 
 class LoadError(Exception):
     """A target that cannot be loaded or run here; the message says why."""
@@ -86,9 +84,10 @@ def adapter_for(arrays: str, device: str):
     return TorchAdapter(device)
 
 
-def _declared(declaration: Declaration, overrides: dict[str, Any]) -> Declaration:
+def _declared(backend: Backend, overrides: dict[str, Any]) -> Backend:
+    """A new Backend with the overrides (the caller's stays as it was); a LoadError naming a bad field."""
     try:
-        return declaration.replace(**overrides) if overrides else declaration
+        return with_overrides(backend, overrides)
     except (TypeError, ValueError) as error:
         raise LoadError(str(error)) from None
 
@@ -109,19 +108,18 @@ def resolve(target: str, kind: str | None = None, overrides: dict[str, Any] | No
         if kind is not None and kind not in kinds:
             raise LoadError(f"built-in backend {target!r} has no {kind} kind; it has {', '.join(kinds)}")
         chosen = [kinds[kind]] if kind else list(kinds.values())
-        backends = []
-        for backend in chosen:
-            backend.declaration = _declared(backend.declaration, overrides)
-            backends.append(backend)
+        backends = [_declared(backend, overrides) for backend in chosen]
     else:
         value = load_object(target)
         if isinstance(value, Backend):
             if kind is not None and value.kind != kind:
                 raise LoadError(f"{target!r} is a {value.kind} backend, not {kind}")
-            value.declaration = _declared(value.declaration, overrides)
-            backends = [value]
+            backends = [_declared(value, overrides)]
         elif callable(value):
-            declaration = _declared(Declaration(kind=kind or "sdpa"), overrides)
+            try:
+                declaration = Declaration(kind=kind or "sdpa").replace(**overrides)
+            except (TypeError, ValueError) as error:
+                raise LoadError(str(error)) from None
             backends = [Backend(target, value, declaration, adapter_for(arrays, declaration.device))]
         else:
             raise LoadError(f"{target!r} is a {type(value).__name__}, not a function or a kqv Backend")

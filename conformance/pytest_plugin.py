@@ -13,54 +13,27 @@ from typing import Any
 
 import pytest
 
-KINDS = ("sdpa", "mha", "pe")
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from .options import RUN_OPTIONS
+
     group = parser.getgroup("kqv", "kqv conformance checks (inert unless --kqv-target is given)")
     group.addoption("--kqv-target", action="append", default=[], metavar="TARGET",
                     help="a built-in backend, module:function or path/to/file.py:function to check (repeatable)")
-    group.addoption("--kqv-kind", choices=KINDS, default=None, help="its contract: sdpa (default), mha or pe")
-    group.addoption("--kqv-profile", choices=("quick", "ci", "thorough"), default="ci",
-                    help="quick, ci (default) or thorough")
-    group.addoption("--kqv-seed", type=int, default=0, help="seed of the generated cases (default 0)")
-    group.addoption("--kqv-arrays", choices=("numpy", "torch"), default="numpy",
-                    help="the array type a function target takes (default numpy)")
+    for option in RUN_OPTIONS.values():
+        option.add_to(group, prefix="--kqv-")
     group.addoption("--kqv-declare", action="append", default=[], metavar="NAME=VALUE",
-                    help="a declaration field, e.g. masked_rows=nan, dtypes=float32,float16, float_mask=false "
+                    help="a declaration field, e.g. masked_rows=nan, dtypes=float32,float16, float_mask=false, gqa=true "
                          "(repeatable; the fields of kqv.conformance.Declaration)")
 
 
-def _value(name: str, text: str) -> Any:
-    from .declaration import FIELDS
-
-    if name not in FIELDS or name in ("kind", "conventions", "expected_failures"):
-        known = [n for n in FIELDS if n not in ("kind", "conventions", "expected_failures")]
-        raise pytest.UsageError(f"--kqv-declare: unknown field {name!r}; known: {', '.join(known)}")
-    kind = FIELDS[name].type
-    if kind == "bool":
-        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise pytest.UsageError(f"--kqv-declare {name}: expected true or false, got {text!r}")
-        return text.lower() in ("true", "1", "yes")
-    if name == "dtypes":
-        return tuple(part.strip() for part in text.split(",") if part.strip())
-    if name == "batch_dims":
-        try:
-            return tuple(int(part) for part in text.split(",") if part.strip())
-        except ValueError:
-            raise pytest.UsageError(f"--kqv-declare batch_dims: expected integers separated by commas, got {text!r}") \
-                from None
-    return text
-
-
 def _declarations(config: pytest.Config) -> dict[str, Any]:
-    overrides = {}
-    for item in config.getoption("kqv_declare"):
-        name, equals, text = item.partition("=")
-        if not equals:
-            raise pytest.UsageError(f"--kqv-declare: expected NAME=VALUE, got {item!r}")
-        overrides[name.strip()] = _value(name.strip(), text.strip())
-    return overrides
+    from .options import OptionError, from_assignments
+
+    try:
+        return from_assignments(config.getoption("kqv_declare"))
+    except OptionError as error:
+        raise pytest.UsageError(f"--kqv-declare: {error}") from None
 
 
 def pytest_configure(config: pytest.Config) -> None:

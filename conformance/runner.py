@@ -20,18 +20,15 @@ from hypothesis.errors import Flaky
 from kqv.spec import clause as lookup
 
 from .backend import Backend
-from .cases import Case
 from .checks import Check, CheckFailure, Context, checks_for
-from .checks import masked_rows
 from .dtypes import bfloat16_missing
+from .kinds import KINDS, masked_rows
+from .kinds.base import Case
 from .profiles import Profile, profile as lookup_profile
-from .report import ClauseResult, DtypeResult, TargetReport
+from .report.data import ClauseResult, DtypeResult, TargetReport
 
 Progress = Callable[[str, dict], None]
 
-# Clauses every other check of the kind leans on: when one fails, other failures may only echo it.
-FOUNDATIONS = {"sdpa": ("attention.shape", "scores.scale.default"), "mha": ("attention.shape", "mha.single-head"),
-               "pe": ("pe.sinusoid",)}
 ARRAY_PRINT_LIMIT = 64  # arrays with more elements are summarised, the case rebuilds them exactly
 
 
@@ -121,15 +118,18 @@ def _reproduce(origin: str, kind: str, clause_id: str, case: Case) -> str:
 
 
 def _conventions(backend: Backend, context: Context) -> dict[str, dict[str, str]]:
+    """The conventions the backend's kind reports (declared, observed or by default), then the adapter's."""
     declaration = backend.declaration
     conventions: dict[str, dict[str, str]] = {}
-    if backend.kind != "pe":
+    reported = KINDS[backend.kind].conventions
+    if "masked_rows" in reported:
         if declaration.masked_rows is not None:
             conventions["masked_rows"] = {"value": declaration.masked_rows, "source": "declared"}
         else:
             seen = masked_rows.observed(context)
             conventions["masked_rows"] = {"value": seen or "not observed",
                                           "source": "observed" if seen else "undeclared"}
+    if "causal_alignment" in reported:
         conventions["causal_alignment"] = {"value": declaration.alignment,
                                            "source": "declared" if declaration.causal_alignment else "default"}
     for name, value in declaration.conventions:
@@ -197,12 +197,14 @@ def run_backend(backend: Backend, profile: str | Profile = "ci", seed: int = 0, 
         results.append(_merge(results, result))
         notify("clause", {"target": backend.name, "clause": check.clause, "status": result.status})
     merged = list({r.clause: r for r in results}.values())
-    broken = [r.clause for r in merged if r.clause in FOUNDATIONS[backend.kind] and r.status == "failed"]
+    foundations = {check.clause for check in checks_for(backend.kind) if check.foundation}
+    broken = [r.clause for r in merged if r.clause in foundations and r.status == "failed"]
     for result in merged:
-        if result.status == "failed" and result.clause not in FOUNDATIONS[backend.kind]:
+        if result.status == "failed" and result.clause not in foundations:
             result.may_follow_from = broken
     return TargetReport(backend.name, backend.kind, merged, _conventions(backend, contexts.get(
-        "mask.fully-masked-row", Context())), backend.description, declaration.dtypes, time.perf_counter() - started)
+        "mask.fully-masked-row", Context())), backend.description, declaration.dtypes, time.perf_counter() - started,
+        declaration.variants)
 
 
 def _merge(results: list[ClauseResult], result: ClauseResult) -> ClauseResult:

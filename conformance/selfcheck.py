@@ -50,11 +50,12 @@ def _random_case(rng: np.random.Generator):
 def _bound(query, key, value, mask, is_causal=False) -> np.ndarray:
     """Allowed float64 error of each output element: the tolerance model at float64 (clause ``attention.accuracy``).
 
-    :func:`kqv.conformance.tolerance.sdpa_expectation` with ``u_s = u_a = 2**-53``; the same model
+    :func:`kqv.conformance.kinds.sdpa.bound.sdpa_expectation` with ``u_s = u_a = 2**-53``; the same model
     judges every backend in ``kqv check``.
     """
-    from .cases import SdpaInputs
-    from .tolerance import Precision, sdpa_expectation
+    from .kinds.sdpa.bound import sdpa_expectation
+    from .kinds.sdpa.case import SdpaInputs
+    from .tolerance import Precision
 
     judged = sdpa_expectation(SdpaInputs(query, key, value, mask, is_causal), Precision.of("float64"))
     return np.maximum(judged.bound, np.finfo(np.float64).tiny)

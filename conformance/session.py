@@ -15,11 +15,12 @@ from kqv.spec import clause as lookup_clause
 
 from .backend import Backend
 from .backends import BUILTINS, builtin
-from .cases import Case, case_from_json
 from .checks import checks_for
-from .declaration import FIELDS
+from .kinds import Case, case_from_json
 from .loading import LoadError, resolve
-from .report import Report, Unavailable
+from .options import command_words, with_overrides
+from .profiles import profile as lookup_profile
+from .report.data import Report, Unavailable
 from .runner import Progress, run_backend, selected_checks
 
 
@@ -44,14 +45,8 @@ class Plan:
         return Report(targets, "replay" if self.replay else self.profile, self.seed, self.unavailable, versions())
 
 
-def _command_words(target: str, kind: str | None, overrides: dict[str, Any], arrays: str) -> str:
-    words = [target]
-    for name, value in overrides.items():
-        flag = "--" + name.replace("_", "-")
-        if FIELDS[name].type == "bool":
-            words.append(flag if value else "--no-" + name.replace("_", "-"))
-        else:
-            words += [flag, ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)]
+def _command_words(target: str, overrides: dict[str, Any], arrays: str) -> str:
+    words = [target, *command_words(overrides)]
     if arrays != "numpy":
         words += ["--arrays", arrays]
     return " ".join(words)
@@ -92,14 +87,14 @@ def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", se
                     unavailable.append(Unavailable(name, backend_kind, missing))
                     continue
                 try:
-                    backend.declaration = backend.declaration.replace(**overrides)
+                    backend = with_overrides(backend, overrides)
                 except (TypeError, ValueError) as error:
                     raise UsageError(str(error)) from None
-                chosen.append((backend, _command_words(name, None, overrides, "numpy")))
+                chosen.append((backend, _command_words(name, overrides, "numpy")))
     else:
         for target in targets:
             for backend in resolve(target, kind, overrides, arrays):
-                chosen.append((backend, _command_words(target, kind, overrides, arrays)))
+                chosen.append((backend, _command_words(target, overrides, arrays)))
     if clauses:
         usable = []
         for backend, origin in chosen:
@@ -118,9 +113,7 @@ def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", se
             raise UsageError(f"no backend here has a check for {', '.join(clauses)}")
         chosen = usable
     try:
-        from .profiles import profile as lookup
-
-        lookup(profile)
+        lookup_profile(profile)
     except ValueError as error:
         raise UsageError(str(error)) from None
     return Plan(chosen, profile, seed, clauses, case, unavailable)

@@ -63,6 +63,8 @@ nitpick_ignore = [
     ("py:func", "mpmath.fsum"),
     ("py:func", "mpmath.workdps"),
     ("py:class", "mpmath.mpf"),
+    ("py:class", "numpy.random._generator.Generator"),
+    ("py:class", "argparse.Namespace"),
 ]
 
 # matplotlib plot directive: small PNGs, no source links or extra formats.

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from ..declaration import ExpectedFailure
 
-# Clauses whose sdpa checks do not compare numbers with the reference: not affected by imprecision.
-STRUCTURAL = {"attention.shape", "attention.dtype", "impl.determinism", "impl.inputs-unmodified", "attention.finite"}
-
-
-def imprecise(kind: str, dtypes: tuple[str, ...], reason: str, clauses: tuple[str, ...] | None = None
+def imprecise(kind: str, dtypes: tuple[str, ...], reason: str, *, explicit_scales_only: bool = False
               ) -> tuple[ExpectedFailure, ...]:
-    """Expected failures at ``dtypes`` of every numerically judged clause of ``kind`` (or of ``clauses``)."""
+    """Expected failures at ``dtypes`` of every clause of ``kind`` whose check judges numbers against the
+    reference (the checks' ``numeric`` attribute), or with ``explicit_scales_only`` of those whose checks
+    draw explicit scales."""
     from ..checks import checks_for
 
-    numeric = dict.fromkeys(c.clause for c in checks_for(kind) if c.clause not in STRUCTURAL)
-    return tuple(ExpectedFailure(clause, reason, dtypes) for clause in (clauses or numeric))
+    chosen = [check for check in checks_for(kind) if check.numeric]
+    if explicit_scales_only:
+        chosen = [check for check in chosen if getattr(check.strategy, "draws_explicit_scales", lambda: False)()]
+    return tuple(ExpectedFailure(clause, reason, dtypes) for clause in dict.fromkeys(c.clause for c in chosen))

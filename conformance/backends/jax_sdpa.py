@@ -2,7 +2,8 @@
 
 JAX lays attention out as ``(B, L, H, E)`` (batch, sequence, heads, features); the contract's
 ``(..., L, E)`` maps to it with the leading dims as ``(B, H)`` (one dim: ``H = 1``; none:
-``B = H = 1``). A bool ``attn_mask`` is JAX's ``mask`` (True = attend), a float one its ``bias``,
+``B = H = 1``). With ``enable_gqa`` the key and value have fewer heads than the query, which JAX
+takes as grouped-query attention (query head ``n`` reads key/value head ``n // G``). A bool ``attn_mask`` is JAX's ``mask`` (True = attend), a float one its ``bias``,
 both broadcast to ``(B, H, L, S)``. float64 needs ``jax_enable_x64``, which the adapter turns on.
 JAX requires ``Ev = E``; its arrays have no strides, so non-contiguous inputs do not apply.
 
@@ -87,9 +88,8 @@ def _jitted():
     return jax.jit(_eager, static_argnums=6)  # a traced scale: one compilation for every explicit scale
 
 
-def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
-    import jax
-
+def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+    """JAX takes fewer key/value heads than query heads as they come (``N % K == 0``): ``enable_gqa`` is in the shapes."""
     if dropout_p:
         raise ValueError("jax.nn.dot_product_attention has no dropout")
     leading = query.shape[:-2]
@@ -110,7 +110,7 @@ def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scal
 
 def backend() -> Backend:
     declaration = Declaration(
-        kind="sdpa", dtypes=DTYPES, value_width=False, strided=False, causal_alignment="top-left",
+        kind="sdpa", dtypes=DTYPES, value_width=False, strided=False, causal_alignment="top-left", gqa=True,
         conventions=(("layout", "(B, L, H, E), mapped from (..., L, E)"),
                      ("mask polarity", "True = attend (mask); float masks as bias")),
         expected_failures=(ExpectedFailure(

@@ -7,8 +7,11 @@ On CPU: the math kernel (``MATH``, plain tensor operations) and the fused one
 
 Measured with torch 2.13 on CPU: the fused kernel takes only 4-D inputs ``(B, H, L, E)`` with
 ``Ev = E``, and only inputs whose last dimension has unit stride (the dispatcher sends other
-inputs to the math kernel; pinned, they fail: a known departure from ``impl.strided-inputs``).
-The CUDA declarations follow torch's documented constraints and were not measured here (no GPU).
+inputs to the math kernel; pinned, they fail: a known departure from ``impl.strided-inputs``);
+both CPU kernels take ``enable_gqa``. The CUDA declarations follow torch's documented constraints
+and were not measured here (no GPU): flash declares ``enable_gqa`` (its dispatcher admits grouped
+heads); the efficient and cuDNN kernels do not, which skips the ``gqa.*`` clauses rather than risk
+false alarms on a kernel nobody here could run.
 """
 
 from __future__ import annotations
@@ -24,25 +27,25 @@ STRIDES = ExpectedFailure("impl.strided-inputs", "the pinned fused kernel refuse
 
 def pinned(kernel: str):
     """``sdpa`` with torch's dispatcher restricted to ``kernel`` (a ``torch.nn.attention.SDPBackend`` name)."""
-    def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
         import torch
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         with sdpa_kernel(getattr(SDPBackend, kernel)):
             return torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask,
                                                                     dropout_p=dropout_p, is_causal=is_causal,
-                                                                    scale=scale)
+                                                                    scale=scale, enable_gqa=enable_gqa)
     sdpa.__name__ = f"sdpa_{kernel.lower()}"
     return sdpa
 
 
 COMMON = dict(mask_with_causal=False, masked_rows="zeros", causal_alignment="top-left")
 DECLARATIONS = {
-    ("cpu", "MATH"): Declaration(kind="sdpa", dtypes=DTYPES, **COMMON),
-    ("cpu", "FLASH_ATTENTION"): Declaration(kind="sdpa", dtypes=DTYPES, batch_dims=(2,), value_width=False,
+    ("cpu", "MATH"): Declaration(kind="sdpa", dtypes=DTYPES, gqa=True, **COMMON),
+    ("cpu", "FLASH_ATTENTION"): Declaration(kind="sdpa", dtypes=DTYPES, batch_dims=(2,), value_width=False, gqa=True,
                                             expected_failures=(STRIDES,), **COMMON),
     ("cuda", "FLASH_ATTENTION"): Declaration(kind="sdpa", dtypes=("float16", "bfloat16"), device="cuda", batch_dims=(2,),
-                                             value_width=False, bool_mask=False, float_mask=False,
+                                             value_width=False, bool_mask=False, float_mask=False, gqa=True,
                                              expected_failures=(STRIDES,), **COMMON),
     ("cuda", "EFFICIENT_ATTENTION"): Declaration(kind="sdpa", dtypes=("float32", "float16", "bfloat16"), device="cuda",
                                                  batch_dims=(2,), expected_failures=(STRIDES,), **COMMON),

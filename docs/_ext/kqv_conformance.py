@@ -4,7 +4,9 @@ Directives (MyST: ```` ```{kqv-checks} ````):
 
 ``kqv-checks``
     With ``:kind: sdpa`` (or ``mha``, ``pe``): a table of the checks of that kind, one row per
-    check, the clause it enforces (a link to the clause) and what it does (its docstring).
+    check, the clause it enforces (a link to the clause) and what it does (its docstring); the
+    checks of the variants of the contract are left to ``:variant: gqa``, which lists those of one
+    variant.
 ``kqv-declaration``
     The fields of :class:`kqv.conformance.Declaration`: name, default and meaning.
 ``kqv-profiles``
@@ -82,13 +84,15 @@ def _table(header: list[str], rows: list[list[Any]], widths: list[int] | None = 
 class ChecksDirective(SphinxDirective):
     """``kqv-checks`` with ``:kind:``: the checks of that kind."""
 
-    option_spec = {"kind": directives.unchanged_required}
+    option_spec = {"kind": directives.unchanged_required, "variant": directives.unchanged}
 
     def run(self) -> list[nodes.Node]:
         kind = self.options.get("kind", "").strip()
-        checks = checks_for(kind)
+        variant = (self.options.get("variant") or "").strip() or None
+        checks = [check for check in checks_for(kind) if check.variant == variant]
         if not checks:
-            logger.warning("kqv-checks: unknown kind %r", kind, location=self.get_location())
+            logger.warning("kqv-checks: no check of kind %r and variant %r", kind, variant,
+                           location=self.get_location())
             return []
         rows = [[_clause_ref(check.clause, self.env.docname), check.doc,
                  "once" if not check.per_dtype else "each dtype"] for check in checks]
@@ -151,10 +155,11 @@ class ReportDirective(SphinxDirective):
                 for t in report["targets"]]
         result.append(nodes.rubric("", "conventions"))
         result.append(_table(["target", "kind", *names], rows))
-        timings = [[t["target"], t["kind"], ", ".join(t.get("dtypes", [])), f"{t.get('seconds', 0):.1f} s"]
-                   for t in report["targets"]]
-        result.append(nodes.rubric("", "dtypes and time"))
-        result.append(_table(["target", "kind", "dtypes", "time"], timings))
+        timings = [[t["target"], t["kind"], ", ".join(t.get("dtypes", [])),
+                    ", ".join(t.get("variants", [])) or ("none" if t["kind"] == "sdpa" else ""),
+                    f"{t.get('seconds', 0):.1f} s"] for t in report["targets"]]
+        result.append(nodes.rubric("", "dtypes, variants and time"))
+        result.append(_table(["target", "kind", "dtypes", "variants (sdpa)", "time"], timings))
         departures = [[t["target"], _clause_ref(c["clause"], self.env.docname),
                        ", ".join(d["dtype"] or "all" for d in c["dtypes"] if d["status"] == "xfailed"),
                        nodes.literal("", c["reproduce"] or "")]

@@ -10,11 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kqv.conformance.adapters import LAYOUTS, NumpyAdapter, OutputTypeError, TorchAdapter
-from kqv.conformance.cases import VALUES, SdpaCase, case_from_json
+from kqv.conformance.kinds import case_from_json
+from kqv.conformance.kinds.mha.strategy import mha_cases
+from kqv.conformance.kinds.sdpa import sdpa_cases
+from kqv.conformance.kinds.sdpa.case import VALUES, SdpaCase
 from kqv.conformance.declaration import Declaration
 from kqv.conformance.dtypes import LARGEST, numpy_dtype, round_to
 from kqv.conformance.profiles import PROFILES
-from kqv.conformance.strategies import mha_cases, sdpa_cases
 from kqv.reference import causal_mask
 
 torch = pytest.importorskip("torch")

@@ -11,10 +11,11 @@ import json
 
 import pytest
 
-from broken import mha, pe, sdpa
+from broken import gqa, mha, pe, sdpa
 from kqv.conformance import check, replay
 
-BROKEN = [(kind, name, getattr(module, name)) for module, kind in ((sdpa, "sdpa"), (mha, "mha"), (pe, "pe"))
+BROKEN = [(kind, name, getattr(module, name))
+          for module, kind in ((sdpa, "sdpa"), (gqa, "sdpa"), (mha, "mha"), (pe, "pe"))
           for name in sorted(vars(module)) if hasattr(getattr(module, name), "breaks")]
 
 

@@ -8,10 +8,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from kqv.conformance.cases import SdpaCase
+from kqv.conformance.kinds.sdpa.bound import sdpa_expectation
+from kqv.conformance.kinds.sdpa.case import SdpaCase
 from kqv.conformance.compare import mismatch
 from kqv.conformance.dtypes import as_float64, round_to
-from kqv.conformance.tolerance import Precision, sdpa_expectation
+from kqv.conformance.tolerance import Precision
 from kqv.reference import scaled_dot_product_attention
 from kqv.reference.oracle import oracle_sdpa
 

@@ -1,6 +1,6 @@
 """Shared pieces of the reference tests: hypothesis strategies and float64 forward-error bounds.
 
-The sdpa bound is the tolerance model of ``kqv.conformance.tolerance`` at float64; the mha and
+The sdpa bound is the tolerance model of ``kqv.conformance.kinds.sdpa.bound`` at float64; the mha and
 pe bounds are first-order forward-error bounds of the float64 computation in units of
 ``u = 2**-53``, so that a correct float64 implementation stays well below them while an
 implementation off by a rounding of a lower precision (float32: ``2**-24``) or by a wrong
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from kqv.conformance.tolerance import Precision
-from kqv.conformance.tolerance import sdpa_bound as sdpa_bound_model
+from kqv.conformance.kinds.sdpa.bound import sdpa_bound as sdpa_bound_model
 from kqv.reference import attention_weights, causal_mask
 
 U = 2.0**-53
@@ -28,7 +28,7 @@ TINY = np.finfo(np.float64).tiny
 
 def sdpa_bound(query, key, value, weights, *, scale=None, additive=None):
     """Allowed float64 error of each element of ``O = P V``, ``(..., L, Ev)``: the tolerance model of
-    ``kqv.conformance.tolerance`` (clause ``attention.accuracy``) at float64.
+    ``kqv.conformance.kinds.sdpa.bound`` (clause ``attention.accuracy``) at float64.
 
     ``weights`` is the (exact or reference) ``P``; keys with ``P_ij = 0`` count as masked and
     ``additive`` is the float mask (its ``-inf`` entries are masked keys).

@@ -6,7 +6,7 @@ the float64 bound of the exact (mpmath) result; its memory grows with L * E, not
 does not depend on the thread count; and the comparison catches a wrong rescaling.
 
 The bound: both forms are within ``B`` of the exact result, ``B`` the tolerance model of
-``kqv.conformance.tolerance`` at float64 (clause ``attention.accuracy``, derived in
+``kqv.conformance.kinds.sdpa.bound`` at float64 (clause ``attention.accuracy``, derived in
 docs/error-model.md, and counting one online-softmax rescaling per key), so they are within ``2 B``
 of each other.
 """
@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 from reference_helpers import Case, attention_cases
 
 import kqv.reference.blocked as blocked
-from kqv.conformance.cases import SdpaInputs
+from kqv.conformance.kinds.sdpa.bound import sdpa_expectation
+from kqv.conformance.kinds.sdpa.case import SdpaInputs
 from kqv.conformance.compare import mismatch
-from kqv.conformance.tolerance import Precision, sdpa_expectation
+from kqv.conformance.tolerance import Precision
 from kqv.reference import scaled_dot_product_attention
 from kqv.reference.blocked import blocked_attention
 from kqv.reference.oracle import oracle_sdpa

@@ -43,10 +43,22 @@ def stable_softmax(scores, axis=-1):
     return np.where(total > 0, weights / np.where(total > 0, total, 1.0), 0.0)
 
 
-def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, *,
-              compute=np.float64, softmax=stable_softmax, invert_bool=False, causal_offset=0, scale_rule=None):
-    """softmax(s Q K^T + M) V computed in ``compute``, returned in the query's dtype (zeros for empty rows)."""
+def repeat_heads(array, query_heads):
+    """Key or value ``(..., H_kv, S, .)`` repeated in place to ``(..., H_q, S, .)``: head h reads h // G."""
+    return np.repeat(array, query_heads // array.shape[-3], axis=-3)
+
+
+def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False, *,
+              compute=np.float64, softmax=stable_softmax, invert_bool=False, causal_offset=0, scale_rule=None,
+              map_keys=repeat_heads, map_values=repeat_heads):
+    """softmax(s Q K^T + M) V computed in ``compute``, returned in the query's dtype (zeros for empty rows).
+
+    With ``enable_gqa`` the key and value heads go through ``map_keys`` and ``map_values``
+    (``(array, H_q) -> array with H_q heads``), repeat-interleave unless a bug says otherwise.
+    """
     out_dtype = query.dtype
+    if enable_gqa:
+        key, value = map_keys(key, query.shape[-3]), map_values(value, query.shape[-3])
     query, key, value = (np.asarray(a, dtype=compute) for a in (query, key, value))
     E = query.shape[-1]
     s = scale_rule(E, scale) if scale_rule else (1.0 / np.sqrt(E) if scale is None else scale)

@@ -10,9 +10,9 @@ from rich.text import Text
 
 from kqv.spec import CLAUSES
 
-from .links import clause_url
+from ..links import clause_url
+from .data import SYMBOLS, Report
 from .matrix import conventions, kinds, matrix
-from .report import SYMBOLS, Report
 
 STYLES = {"passed": "green", "failed": "bold red", "skipped": "dim", "xfailed": "yellow", "xpassed": "yellow"}
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..registry import CheckFailure, Context
 from ..compare import mismatch
 from ..declaration import MASKED_ROWS, Declaration
-from .registry import CheckFailure, Context
+from ..messages import masked_rows_declared, masked_rows_inconsistent, masked_rows_unknown
 
 OBSERVATION = "masked_rows"
 
@@ -35,13 +36,10 @@ def judge_masked_rows(result, empty, expectations, declaration: Declaration, con
     sample = np.array2string(result[where], precision=6, threshold=8)
     if declaration.masked_rows is not None:
         if declaration.masked_rows not in matched:
-            seen = f"it follows {' / '.join(matched)}" if matched else "it follows none of zeros, nan, uniform"
-            raise CheckFailure(f"a row that keeps no key must follow the declared convention {declaration.masked_rows!r}"
-                               f", but {seen}; row {where}: {sample}")
+            raise CheckFailure(masked_rows_declared(declaration.masked_rows, matched, where, sample))
         return
     if not matched:
-        raise CheckFailure(f"a row that keeps no key returned neither zeros, NaN nor the mean of the values; "
-                           f"row {where}: {sample}")
+        raise CheckFailure(masked_rows_unknown(where, sample))
     context.observe(OBSERVATION, "/".join(matched), case)
 
 
@@ -61,5 +59,4 @@ def finish(context: Context, declaration: Declaration):
         return None
     first_value, first_case = records[0]
     other_value, other_case = next((v, c) for v, c in records if not set(v.split("/")) & set(first_value.split("/")))
-    return (f"rows that keep no key followed {first_value} in one example and {other_value} in another: the "
-            f"convention must be the same every time", [first_case, other_case])
+    return masked_rows_inconsistent(first_value, other_value), [first_case, other_case]

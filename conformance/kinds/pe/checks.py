@@ -11,12 +11,12 @@ import numpy as np
 
 from kqv.reference import sinusoidal_positional_encoding
 
-from ..backend import BackendError, invoke
-from ..compare import mismatch
-from ..dtypes import DTYPES, UNIT_ROUNDOFF, as_float64, name_of
-from ..strategies import pe_cases
-from ..tolerance import Precision, pe_bound
-from .registry import CheckFailure, check
+from ...registry import CheckFailure, check
+from ...compare import mismatch
+from ...dtypes import UNIT_ROUNDOFF
+from .bound import pe_bound
+from .call import encode
+from .strategy import pe_cases
 
 U64 = UNIT_ROUNDOFF["float64"]
 
@@ -53,26 +53,6 @@ VARIANTS = {
 }
 
 
-def call(backend, case) -> np.ndarray:
-    try:
-        return invoke(backend, (case.length, case.d_model), {}, ("length", "d_model")).output
-    except BackendError as error:
-        raise CheckFailure(str(error)) from None
-
-
-def encode(backend, case):
-    """The backend's PE as float64 and the precision of the dtype it returned."""
-    result = call(backend, case)
-    if result.shape != (case.length, case.d_model):
-        raise CheckFailure(f"output shape {result.shape}, expected {(case.length, case.d_model)} = (length, d_model)")
-    dtype = name_of(result.dtype)
-    if dtype not in DTYPES:
-        raise CheckFailure(f"output dtype {dtype}, expected one of {', '.join(DTYPES)}")
-    if dtype not in backend.declaration.dtypes:
-        raise CheckFailure(f"output dtype {dtype}, but the backend declares {', '.join(backend.declaration.dtypes)}")
-    return as_float64(result), Precision.of(dtype, backend.declaration.accumulation)
-
-
 def _variant(result, bound, case) -> str:
     for name, make in VARIANTS.items():
         if mismatch(result, make(case.length, case.d_model), bound) is None:
@@ -88,7 +68,7 @@ def judge(backend, case) -> None:
         raise CheckFailure(str(found) + _variant(result, bound, case))
 
 
-@check("pe.sinusoid", "pe", lambda d, dtype, p: pe_cases(p), per_dtype=False)
+@check("pe.sinusoid", "pe", lambda d, dtype, p: pe_cases(p), per_dtype=False, foundation=True)
 def sinusoid(backend, case, context):
     """PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(the same angle)."""
     judge(backend, case)
@@ -148,11 +128,3 @@ def rotation(backend, case, context):
     found = mismatch(result[shift:], rotated, allowed, f"PE(pos + {shift}) against R({shift} w_i) PE(pos)")
     if found is not None:
         raise CheckFailure(str(found))
-
-
-@check("impl.determinism", "pe", lambda d, dtype, p: pe_cases(p), per_dtype=False)
-def determinism(backend, case, context):
-    """Two calls give bitwise identical encodings."""
-    first, second = call(backend, case), call(backend, case)
-    if first.tobytes() != second.tobytes() or first.shape != second.shape:
-        raise CheckFailure("two calls with the same length and d_model gave different outputs")

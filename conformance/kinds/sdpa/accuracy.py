@@ -9,53 +9,52 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cases import VALUES
-from ..declaration import MASKED_ROWS
-from ..strategies import sdpa_cases
-from . import masked_rows
-from .registry import CheckFailure, check, needs, needs_alignment
-from .sdpa_support import agree, expectation, judge, output
+from ...registry import CheckFailure, agree, check, needs, needs_alignment
+from ...declaration import MASKED_ROWS
+from ...messages import nonfinite
+from .. import masked_rows
+from .call import expectation, judge, output
+from .case import VALUES
+from .strategy import cases
 
 MASKS = ("none", "bool", "float")
 EXTREME = ("large", "huge", "far-apart")
 
 
-@check("attention.sdpa", "sdpa", lambda d, dtype, p: sdpa_cases(d, dtype, p, masks=MASKS, causal=(False, True),
-                                                                   scales=True))
+@check("attention.sdpa", "sdpa", cases(masks=MASKS, causal=(False, True), scales=True))
 def formula(backend, case, context):
     """softmax(s Q K^T + M) V on normal values, with every mask kind, causal flag and scale the backend takes."""
     judge(backend, case)
 
 
-@check("scores.scale.default", "sdpa", lambda d, dtype, p: sdpa_cases(d, dtype, p, min_width=2))
+@check("scores.scale.default", "sdpa", cases(min_width=2), foundation=True)
 def default_scale(backend, case, context):
     """Without a scale argument the scores are scaled by 1/sqrt(E) (E >= 2, no mask)."""
     judge(backend, case)
 
 
-@check("scores.scale.explicit", "sdpa", lambda d, dtype, p: sdpa_cases(d, dtype, p, scales="always", min_width=2),
+@check("scores.scale.explicit", "sdpa", cases(scales="always", min_width=2),
        requires=(needs("scale", "explicit scale"),))
 def explicit_scale(backend, case, context):
     """An explicit scale replaces 1/sqrt(E)."""
     judge(backend, case)
 
 
-@check("mask.bool", "sdpa", lambda d, dtype, p: sdpa_cases(d, dtype, p, masks=("bool",), causal=(False, True)),
+@check("mask.bool", "sdpa", cases(masks=("bool",), causal=(False, True)),
        requires=(needs("bool_mask", "bool masks"),))
 def bool_mask(backend, case, context):
     """A bool attn_mask keeps the keys marked True, with every mask shape the backend takes."""
     judge(backend, case)
 
 
-@check("mask.additive", "sdpa", lambda d, dtype, p: sdpa_cases(d, dtype, p, masks=("float",), causal=(False, True)),
+@check("mask.additive", "sdpa", cases(masks=("float",), causal=(False, True)),
        requires=(needs("float_mask", "float masks"),))
 def additive_mask(backend, case, context):
     """A float attn_mask (finite biases and -inf) is added to the scores."""
     judge(backend, case)
 
 
-def _causal_cases(d, dtype, p):
-    return sdpa_cases(d, dtype, p, masks=("none", "bool"), causal=(True,))
+_causal_cases = cases(masks=("none", "bool"), causal=(True,))
 
 
 @check("mask.causal.top-left", "sdpa", _causal_cases, requires=(needs_alignment("top-left"),))
@@ -70,15 +69,14 @@ def causal_bottom_right(backend, case, context):
     judge(backend, case)
 
 
-@check("softmax.stable", "sdpa", lambda d, dtype, p: sdpa_cases(d, dtype, p, values=EXTREME, masks=MASKS,
-                                                                   causal=(False, True)))
+@check("softmax.stable", "sdpa", cases(values=EXTREME, masks=MASKS, causal=(False, True)))
 def stable_softmax(backend, case, context):
     """Scores past where a naive exp overflows, and rows far apart, still give the right weights."""
     judge(backend, case)
 
 
-@check("attention.finite", "sdpa", lambda d, dtype, p: sdpa_cases(d, dtype, p, values=VALUES, masks=MASKS,
-                                                                     causal=(False, True), scales=True))
+@check("attention.finite", "sdpa", cases(values=VALUES, masks=MASKS, causal=(False, True), scales=True),
+       numeric=False)
 def finite(backend, case, context):
     """Every query row that keeps a key gets a finite output, whatever the finite inputs."""
     inputs = case.build()
@@ -88,12 +86,10 @@ def finite(backend, case, context):
     bad = wanted & ~np.isfinite(result)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise CheckFailure(f"{int(bad.sum())} of {result.size} output elements are NaN or inf where the spec has a "
-                           f"number; first at {where}: got {result[where]!r}, expected {judged.expected[where]:.6g}")
+        raise CheckFailure(nonfinite(int(bad.sum()), result.size, where, result[where], judged.expected[where]))
 
 
-@check("attention.accuracy", "sdpa", lambda d, dtype, p: sdpa_cases(d, dtype, p, values=VALUES, masks=MASKS,
-                                                                       causal=(False, True), scales=True))
+@check("attention.accuracy", "sdpa", cases(values=VALUES, masks=MASKS, causal=(False, True), scales=True))
 def accuracy(backend, case, context):
     """Within the forward-error bound on every value profile (ties, zeros, identical keys, tiny and large values)."""
     judge(backend, case)
@@ -108,8 +104,7 @@ def _rows_can_empty(declaration) -> str | None:
 
 
 @check("mask.fully-masked-row", "sdpa",
-       lambda d, dtype, p: sdpa_cases(d, dtype, p, masks=("bool", "float"), causal=(False, True), empty_rows=True,
-                                      values=("normal", "large-values")),
+       cases(masks=("bool", "float"), causal=(False, True), empty_rows=True, values=("normal", "large-values")),
        requires=(_rows_can_empty,), finish=masked_rows.finish)
 def fully_masked_row(backend, case, context):
     """Rows that keep no key follow the declared convention (zeros, nan or uniform); the others are accurate."""

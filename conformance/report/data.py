@@ -1,4 +1,7 @@
-"""Conformance reports: one result per clause and target, written as JSON and Markdown.
+"""Conformance reports as plain data: one result per clause and target, and their JSON form.
+
+Every renderer (``kqv.conformance.report.terminal``, ``.markdown``, the docs' ``kqv-report``
+directive) imports this module; it imports none of them.
 
 Statuses: ``passed``; ``failed`` (the backend breaks the clause, with the shrunk counterexample and
 a command that reproduces it); ``skipped`` (the backend does not declare a feature the check needs,
@@ -14,7 +17,7 @@ from typing import Any
 
 from kqv.spec import CLAUSES
 
-from .links import clause_url
+from ..links import clause_url
 
 STATUSES = ("passed", "failed", "skipped", "xfailed", "xpassed")
 SYMBOLS = {"passed": "pass", "failed": "FAIL", "skipped": "skip", "xfailed": "xfail", "xpassed": "xpass"}
@@ -86,6 +89,7 @@ class TargetReport:
     description: str = ""
     dtypes: tuple[str, ...] = ()
     seconds: float = 0.0
+    variants: tuple[str, ...] = ()  # the variants of the sdpa contract the backend declares
 
     @property
     def conformant(self) -> bool:
@@ -96,7 +100,8 @@ class TargetReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "kind": self.kind, "conformant": self.conformant,
-                "description": self.description, "dtypes": list(self.dtypes), "conventions": self.conventions,
+                "description": self.description, "dtypes": list(self.dtypes), "variants": list(self.variants),
+                "conventions": self.conventions,
                 "counts": self.counts(), "seconds": round(self.seconds, 3),
                 "clauses": [result.to_dict() for result in self.clauses]}
 
@@ -134,8 +139,3 @@ class Report:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
-
-    def to_markdown(self) -> str:
-        from .markdown import render
-
-        return render(self)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from kqv.spec import CLAUSES
 
-from .report import Report, TargetReport
-
-KINDS = ("sdpa", "mha", "pe")
+from ..declaration import KINDS
+from .data import Report, TargetReport
 
 
 def label(target: TargetReport) -> str:

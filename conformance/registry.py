@@ -3,6 +3,9 @@
 A check is a function ``run(backend, case, context)`` that raises :class:`CheckFailure` when the
 backend breaks its clause on that case, a strategy that draws cases within the backend's
 declaration, and what it needs from the declaration (without which it is skipped, with the reason).
+What the runner and the reports need to know of a check is an attribute of it: ``foundation``
+(every other check of the kind leans on it), ``numeric`` (it judges numbers against the reference,
+so an imprecise backend departs from it) and ``variant`` (the variant of the contract it belongs to).
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from typing import Any, Callable
 
 from hypothesis import strategies as st
 
-from ..declaration import Declaration
-from ..profiles import Profile
+from .compare import mismatch
+from .declaration import Declaration
+from .profiles import Profile
 
 
 class CheckFailure(AssertionError):
@@ -48,6 +52,9 @@ class Check:
     requires: tuple[Requirement, ...] = ()
     finish: Finisher | None = None  # after all examples: (failure message, the cases that show it), or None
     per_dtype: bool = True  # pe checks run once: the call has no input dtype
+    foundation: bool = False  # other failures of the kind may only echo a failure of this one
+    numeric: bool = True  # compares numbers with the reference (False: shape, dtype, repeatability, ...)
+    variant: str | None = None  # the variant of the sdpa contract it checks (kqv.conformance.variants)
 
     @property
     def doc(self) -> str:
@@ -65,17 +72,26 @@ CHECKS: list[Check] = []
 
 
 def check(clause: str, kind: str, strategy: StrategyFactory, *, requires: tuple[Requirement, ...] = (),
-          finish: Finisher | None = None, per_dtype: bool = True) -> Callable[[Runner], Runner]:
+          finish: Finisher | None = None, per_dtype: bool = True, foundation: bool = False, numeric: bool = True,
+          variant: str | None = None) -> Callable[[Runner], Runner]:
     """Register the decorated function as the check of ``clause`` for ``kind``."""
     from kqv.spec import clause as lookup
 
     lookup(clause)  # an unknown id is a KeyError at import time, naming the closest ids
 
     def register(run: Runner) -> Runner:
-        CHECKS.append(Check(clause, kind, run.__name__, run, strategy, requires, finish, per_dtype))
+        CHECKS.append(Check(clause, kind, run.__name__, run, strategy, requires, finish, per_dtype, foundation,
+                            numeric, variant))
         return run
 
     return register
+
+
+def agree(actual: Any, expected: Any, bound: Any, what: str = "the output") -> None:
+    """Raise :class:`CheckFailure` unless every element of ``actual`` is within ``bound`` of ``expected``."""
+    found = mismatch(actual, expected, bound, what)
+    if found is not None:
+        raise CheckFailure(str(found))
 
 
 def needs(feature: str, text: str) -> Requirement:
@@ -94,6 +110,18 @@ def needs_alignment(alignment: str) -> Requirement:
         if declaration.alignment != alignment:
             return f"the backend's causal alignment is {declaration.alignment}, not {alignment}"
         return None
+
+    return requirement
+
+
+def needs_variant(name: str) -> Requirement:
+    """A requirement: the backend declares the variant ``name`` (its declaration field)."""
+    from .variants import variant
+
+    text = variant(name).help.split(":")[0]
+
+    def requirement(declaration: Declaration) -> str | None:
+        return None if getattr(declaration, name) else f"the backend declares no {name} ({name}=False: {text})"
 
     return requirement
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from kqv.spec import CLAUSES
 
-from .links import clause_url
+from ..links import clause_url
+from .data import SYMBOLS, Report
 from .matrix import conventions, kinds, matrix
-from .report import SYMBOLS, Report
 
 
 def _cell(status: str) -> str:

@@ -10,52 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import BackendError, invoke
-from ..cases import MhaCase, MhaInputs
-from ..declaration import MASKED_ROWS
-from ..dtypes import as_float64, name_of
-from ..strategies import mha_cases
-from ..tolerance import Precision, mha_expectation
-from . import masked_rows
-from .registry import CheckFailure, check, needs, needs_alignment, needs_some_mask
-from .sdpa_support import agree
-
-NAMES = ("x_q", "x_kv", "w_q", "w_k", "w_v", "w_o")
-ALL_BIASES = ("q", "k", "v", "o")
-
-
-def call(backend, inputs: MhaInputs):
-    kwargs = {f"b_{name}": getattr(inputs, f"b_{name}") for name in ALL_BIASES
-              if getattr(inputs, f"b_{name}") is not None}
-    kwargs["num_heads"] = inputs.num_heads
-    if inputs.attn_mask is not None:
-        kwargs["attn_mask"] = inputs.attn_mask
-    if inputs.is_causal:
-        kwargs["is_causal"] = True
-    try:
-        return invoke(backend, tuple(getattr(inputs, name) for name in NAMES), kwargs, NAMES)
-    except BackendError as error:
-        raise CheckFailure(str(error)) from None
-
-
-def output(backend, inputs: MhaInputs) -> np.ndarray:
-    result = call(backend, inputs).output
-    shape = inputs.x_q.shape
-    if result.shape != shape:
-        raise CheckFailure(f"output shape {result.shape}, expected {shape} = (B, L, d_model)")
-    return as_float64(result)
-
-
-def expectation(backend, inputs: MhaInputs, case: MhaCase, convention: str | None = None):
-    declaration = backend.declaration
-    return mha_expectation(inputs, Precision.of(case.dtype, declaration.accumulation),
-                           convention or declaration.masked_rows or "zeros", declaration.alignment)
-
-
-def judge(backend, case: MhaCase) -> None:
-    inputs = case.build()
-    judged = expectation(backend, inputs, case)
-    agree(output(backend, inputs), judged.expected, judged.bound)
+from ...registry import agree, check, needs, needs_alignment, needs_some_mask
+from ...declaration import MASKED_ROWS
+from .. import masked_rows
+from .call import ALL_BIASES, expectation, judge, output
+from .strategy import mha_cases
 
 
 def _cases(**options):
@@ -64,20 +23,7 @@ def _cases(**options):
 
 GENERAL = dict(weights=("normal", "large"), biases=((), ALL_BIASES), masks=("none", "bool", "float"),
                causal=(False, True), self_attention=(False, True))
-
-
-@check("attention.shape", "mha", _cases(**GENERAL))
-def shape(backend, case, context):
-    """x_q (B, L, d_model) and x_kv (B, S, d_model) give an output (B, L, d_model)."""
-    output(backend, case.build())
-
-
-@check("attention.dtype", "mha", _cases(**GENERAL))
-def dtype(backend, case, context):
-    """The output has x_q's dtype."""
-    result = call(backend, case.build()).output
-    if name_of(result.dtype) != case.dtype:
-        raise CheckFailure(f"output dtype {name_of(result.dtype)} for {case.dtype} inputs, expected {case.dtype}")
+general = _cases(**GENERAL)  # the cases of the checks every kind shares
 
 
 def _projection(letter):
@@ -117,7 +63,7 @@ def output_projection(backend, case, context):
     judge(backend, case)
 
 
-@check("mha.single-head", "mha", _cases(max_heads=1, weights=("normal", "large")))
+@check("mha.single-head", "mha", _cases(max_heads=1, weights=("normal", "large")), foundation=True)
 def single_head(backend, case, context):
     """With one head, multi-head attention is attention of the projections."""
     judge(backend, case)
@@ -162,22 +108,3 @@ def fully_masked_row(backend, case, context):
     agree(np.where(rows, 0.0, result), np.where(rows, 0.0, judged.expected), judged.bound,
           what="the output rows that keep a key")
     masked_rows.judge_masked_rows(result, empty, expectations, backend.declaration, context, case)
-
-
-@check("impl.determinism", "mha", _cases(**GENERAL), requires=(needs("deterministic", "determinism"),))
-def determinism(backend, case, context):
-    """Two calls on the same inputs give bitwise identical outputs."""
-    inputs = case.build()
-    if call(backend, inputs).output.tobytes() != call(backend, inputs).output.tobytes():
-        raise CheckFailure("two calls on the same inputs gave different outputs")
-
-
-@check("impl.inputs-unmodified", "mha", _cases(**GENERAL))
-def inputs_unmodified(backend, case, context):
-    """No input array is written to."""
-    inputs = case.build()
-    invocation = call(backend, inputs)
-    changed = [name for name, native in invocation.natives.items()
-               if not backend.adapter.unchanged(native, getattr(inputs, name))]
-    if changed:
-        raise CheckFailure(f"the backend wrote to its input(s) {', '.join(changed)}")

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import Backend, BackendError, Invocation, invoke
-from ..cases import SdpaCase, SdpaInputs
-from ..compare import mismatch
-from ..dtypes import as_float64, round_to
-from ..tolerance import Expectation, Precision, sdpa_expectation
-from .registry import CheckFailure
+from ...backend import Backend, BackendError, Invocation, invoke
+from ...registry import CheckFailure, agree
+from ...dtypes import as_float64, round_to
+from ...messages import wrong_shape
+from ...tolerance import Expectation, Precision
+from .bound import sdpa_expectation
+from .case import SdpaCase, SdpaInputs
 
 NAMES = ("query", "key", "value")
+LAYOUT = "(..., L, Ev)"
+
+
+def arrays(inputs: SdpaInputs) -> dict[str, np.ndarray]:
+    """The arrays of the call by argument name (the keyword ones only when given)."""
+    named = dict(zip(NAMES, (inputs.query, inputs.key, inputs.value)))
+    if inputs.attn_mask is not None:
+        named["attn_mask"] = inputs.attn_mask
+    named.update((name, value) for name, value in inputs.keywords.items() if isinstance(value, np.ndarray))
+    return named
 
 
 def call(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> Invocation:
-    """``fn(query, key, value, ...)`` with only the keywords the call needs (contract ``sdpa``)."""
+    """``fn(query, key, value, ...)`` with only the keywords the call needs (contract ``sdpa`` and its variants)."""
     kwargs = {}
     if inputs.attn_mask is not None:
         kwargs["attn_mask"] = inputs.attn_mask
@@ -23,24 +34,19 @@ def call(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> In
         kwargs["is_causal"] = True
     if inputs.scale is not None:
         kwargs["scale"] = inputs.scale
+    kwargs.update(inputs.keywords)
     try:
         return invoke(backend, (inputs.query, inputs.key, inputs.value), kwargs, NAMES, layout)
     except BackendError as error:
         raise CheckFailure(str(error)) from None
 
 
-def expected_shape(inputs: SdpaInputs) -> tuple[int, ...]:
-    """``(..., L, Ev)`` (clause ``attention.shape``)."""
-    batch = np.broadcast_shapes(inputs.query.shape[:-2], inputs.key.shape[:-2], inputs.value.shape[:-2])
-    return tuple(batch) + (inputs.query.shape[-2], inputs.value.shape[-1])
-
-
 def output(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> np.ndarray:
     """The backend's output as float64, after checking its shape."""
     result = call(backend, inputs, layout).output
-    shape = expected_shape(inputs)
+    shape = inputs.output_shape()
     if result.shape != shape:
-        raise CheckFailure(f"output shape {result.shape}, expected {shape} = (..., L, Ev)")
+        raise CheckFailure(wrong_shape(result.shape, shape, LAYOUT))
     return as_float64(result)
 
 
@@ -50,12 +56,6 @@ def expectation(backend: Backend, inputs: SdpaInputs, case: SdpaCase, masked_row
     precision = Precision.of(case.dtype, declaration.accumulation)
     return sdpa_expectation(inputs, precision, declaration.alignment,
                             masked_rows or declaration.masked_rows or "zeros")
-
-
-def agree(actual: np.ndarray, expected: np.ndarray, bound: np.ndarray, what: str = "the output") -> None:
-    found = mismatch(actual, expected, bound, what)
-    if found is not None:
-        raise CheckFailure(str(found))
 
 
 def judge(backend: Backend, case: SdpaCase, inputs: SdpaInputs | None = None) -> None:

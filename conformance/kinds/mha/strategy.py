@@ -1,0 +1,40 @@
+"""The ``mha`` strategy: hypothesis draws an :class:`~kqv.conformance.kinds.mha.case.MhaCase` within the
+backend's declaration, from the pieces of :mod:`kqv.conformance.strategies`."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from ...declaration import Declaration
+from ...profiles import Profile
+from ...strategies import seeds, sizes, supported_masks
+from .case import MhaCase
+
+
+@st.composite
+def mha_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, weights: tuple[str, ...] = ("normal",),
+              min_heads: int = 1, max_heads: int | None = None, biases: tuple[tuple[str, ...], ...] = ((),),
+              masks: tuple[str, ...] = ("none",), causal: tuple[bool, ...] = (False,), empty_rows: bool = False,
+              cross: bool = False, self_attention: tuple[bool, ...] = (False,)) -> MhaCase:
+    """An ``mha`` case; ``cross`` makes L and S differ where the backend accepts it."""
+    h = draw(st.integers(min_heads, max(min_heads, max_heads or profile.max_heads)))
+    d_k = draw(sizes(profile.max_width))
+    d_v = draw(sizes(profile.max_width)) if declaration.value_width and not declaration.heads_split_model else d_k
+    d_model = h * d_k if declaration.heads_split_model else draw(sizes(profile.max_width))
+    is_self = draw(st.sampled_from(self_attention))
+    S = draw(sizes(profile.max_length))
+    L = S if is_self or not declaration.cross_lengths else draw(sizes(profile.max_length))
+    if cross and declaration.cross_lengths and L == S:
+        L = S + 1
+    is_causal = draw(st.sampled_from([c for c in causal if declaration.causal or not c] or [False]))
+    mask_kinds = supported_masks(declaration, masks)
+    if is_causal and not declaration.mask_with_causal:
+        mask_kinds = tuple(kind for kind in mask_kinds if kind == "none")
+    mask = draw(st.sampled_from(mask_kinds or ("none",)))
+    return MhaCase(
+        dtype=dtype, B=draw(st.integers(1, profile.max_batch)), L=L, S=S, d_model=d_model, num_heads=h,
+        d_k=d_k, d_v=d_v, biases=draw(st.sampled_from(biases)) if declaration.biases else (),
+        weights=draw(st.sampled_from(weights)), self_attention=is_self, mask=mask,
+        mask_batch=draw(st.booleans()) if declaration.mask_batch else False,
+        empty_rows=empty_rows and mask != "none", is_causal=is_causal, seed=draw(seeds()),
+    )

@@ -1,0 +1,85 @@
+"""The bound of an ``sdpa`` call (clause ``attention.accuracy``): the tolerance model of
+:mod:`kqv.conformance.tolerance` on the stages of the reference.
+
+The scores, their magnitudes ``A = |s| |Q| |K|^T``, the kept keys, the biases at them and the head
+mapping all come from :mod:`kqv.reference.stages` through a :class:`~kqv.reference.prepare.Prepared`
+call, so the bound sees exactly the keys the reference uses; docs/error-model.md derives it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kqv.reference.prepare import Prepared, prepare
+from kqv.reference.sdpa import attend
+from kqv.reference.stages import scores
+
+from ...dtypes import as_float64
+from ...tolerance import Expectation, Precision, row_exponent_error
+from .case import SdpaInputs
+
+
+def _masked_rows_output(value: np.ndarray, empty: np.ndarray, masked_rows: str,
+                        precision: Precision) -> tuple[np.ndarray, np.ndarray]:
+    """Output and bound of the rows that keep no key (clause ``mask.fully-masked-row``), ``(..., L, Ev)``."""
+    S = value.shape[-2]
+    shape = np.broadcast_shapes(empty.shape + (1,), value.shape[:-2] + (1, value.shape[-1]))
+    if masked_rows == "nan":
+        return np.full(shape, np.nan), np.zeros(shape)
+    if masked_rows == "zeros" or S == 0:
+        return np.zeros(shape), np.zeros(shape)
+    mean = np.broadcast_to(value.mean(axis=-2, keepdims=True), shape)  # (..., 1, Ev) -> (..., L, Ev)
+    magnitude = np.broadcast_to(np.abs(value).mean(axis=-2, keepdims=True), shape)
+    total = np.broadcast_to(np.abs(value).sum(axis=-2, keepdims=True), shape)
+    bound = np.expm1((S + 2) * precision.accumulation + precision.storage) * magnitude \
+        + precision.storage * np.abs(mean) + 2 * precision.underflow * (total + S + 1)
+    return mean, bound
+
+
+def sdpa_bound(query: np.ndarray, key: np.ndarray, value: np.ndarray, weights: np.ndarray, keep: np.ndarray,
+               additive: np.ndarray, scale: float, precision: Precision) -> np.ndarray:
+    """``B_ic`` of the module docstring, ``(..., L, Ev)``, from float64 arrays.
+
+    ``weights`` are the reference weights ``P (..., L, S)``, ``keep`` the kept keys and ``additive``
+    the finite additive mask at kept keys (zeros where there is none), both ``(..., L, S)``; key and
+    value have the query's heads. The scores and their magnitudes ``A = |s| |Q| |K|^T`` come from
+    the scores stage of :mod:`kqv.reference.stages`.
+    """
+    E, S = query.shape[-1], key.shape[-2]
+    x = scores(query, key, scale) + additive  # (..., L, S): s Q K^T + M
+    A = scores(np.abs(query), np.abs(key), abs(scale))  # (..., L, S): |s| |Q| |K|^T
+    exponent = row_exponent_error(A, x, additive, keep, E, precision)  # (..., L)
+    extra = 4 * precision.storage + (4 * S + 4) * precision.accumulation
+    mass = weights @ np.abs(value)  # (..., L, Ev): sum_j P_ij |V_jc|
+    kept_total = keep.astype(np.float64) @ np.abs(value)  # (..., L, Ev): sum over kept j of |V_jc|
+    return np.expm1(2 * exponent + extra)[..., None] * mass + precision.storage * np.abs(weights @ value) \
+        + 2 * precision.underflow * (kept_total + S + 1)
+
+
+def call_bound(call: Prepared, weights: np.ndarray, precision: Precision) -> np.ndarray:
+    """:func:`sdpa_bound` of a float64 :class:`~kqv.reference.prepare.Prepared` call, ``(*batch, L, Ev)``: the
+    kept keys, the biases at them and the head mapping are those the reference's stages use."""
+    return sdpa_bound(call.query, call.key, call.value, weights, call.kept(), call.biases(), call.scale, precision)
+
+
+def sdpa_expectation(inputs: SdpaInputs, precision: Precision, alignment: str = "top-left",
+                     masked_rows: str = "zeros") -> Expectation:
+    """Reference output and bound ``B_ic`` of one ``sdpa`` call (clause ``attention.accuracy``).
+
+    Rows that keep no key follow ``masked_rows`` (clause ``mask.fully-masked-row``): exactly 0,
+    NaN, or the mean of the values within the error of an ``S``-term mean.
+    """
+    mask = None if inputs.attn_mask is None else (inputs.attn_mask if inputs.attn_mask.dtype == np.bool_
+                                                  else as_float64(inputs.attn_mask))
+    call = prepare(*(as_float64(a) for a in (inputs.query, inputs.key, inputs.value)), mask, inputs.is_causal,
+                   inputs.scale, causal_alignment=alignment, **inputs.keywords)
+    weights, _, expected = attend(call)  # (*batch, L, S), (*batch, L, Ev): zeros on empty rows
+    bound = call_bound(call, weights, precision)
+    keep = call.kept()
+    empty = ~np.any(keep, axis=-1)  # (*batch, L)
+    value = np.broadcast_to(call.value, call.batch + call.value.shape[-2:])  # (*batch, S, Ev), heads mapped
+    if np.any(empty):
+        row_out, row_bound = _masked_rows_output(value, empty, masked_rows, precision)
+        expected = np.where(empty[..., None], row_out, expected)
+        bound = np.where(empty[..., None], row_bound, bound)
+    return Expectation(expected, bound, weights, empty, keep, value)

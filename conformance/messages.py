@@ -1,0 +1,111 @@
+"""Every failure message of the suite, built here, so that the same fact reads the same in every check.
+
+The family of :func:`outside_bound` reads like ``numpy.testing.assert_allclose``: how many elements
+are off, the worst one (where, got, expected, its error against its own bound) and the worst
+relative error; NaN or inf where the spec has a number is counted and located separately. The
+others say what the call got wrong (its shape, its dtype, its inputs, its repeatability) in words
+that name both sides.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .compare import Mismatch
+
+
+def at(index: Iterable[int]) -> str:
+    """An element's index as ``(i, j, k)``."""
+    return f"({', '.join(str(int(i)) for i in index)})"
+
+
+def outside_bound(found: "Mismatch") -> str:
+    """``N of M elements of <what> are outside the bound; worst at (..): got .., expected .., |error| .. > bound ..``."""
+    head = f"{found.count} of {found.total} elements of {found.what} are outside the bound"
+    if found.nonfinite:
+        head += f" ({found.nonfinite} of them NaN or inf where the spec has a number)"
+    if np.isnan(found.expected):
+        return f"{head}; at {at(found.index)}: got {found.actual!r}, the spec asks for NaN"
+    if not np.isfinite(found.actual):
+        return f"{head}; first at {at(found.index)}: got {found.actual!r}, expected {found.expected:.6g}"
+    ratio = found.error / found.bound if found.bound > 0 else float("inf")
+    times = "(the bound is 0: an exact value is required)" if found.bound == 0 else f"({ratio:.3g} x the bound)"
+    return (f"{head}; worst at {at(found.index)}: got {found.actual:.9g}, expected {found.expected:.9g}, "
+            f"|error| {found.error:.3g} > bound {found.bound:.3g} {times}; "
+            f"worst relative error {found.worst_relative:.3g}")
+
+
+def nonfinite(count: int, total: int, index: Iterable[int], got: float, expected: float, what: str = "the output") -> str:
+    """``N of M elements of <what> are NaN or inf where the spec has a number; first at (..): got .., expected ..``."""
+    return (f"{count} of {total} elements of {what} are NaN or inf where the spec has a number; first at {at(index)}: "
+            f"got {got!r}, expected {expected:.6g}")
+
+
+def outside_range(count: int, total: int, index: Iterable[int], got: float, low: float, high: float,
+                  bound: float) -> str:
+    """The convex hull of the values a row attends to (clause ``output.convex-hull``)."""
+    return (f"{count} of {total} elements of the output lie outside the range of the values their row attends to; "
+            f"first at {at(index)}: got {got!r}, range [{low:.6g}, {high:.6g}] widened by the bound {bound:.3g}")
+
+
+def wrong_shape(got: tuple[int, ...], expected: tuple[int, ...], layout: str) -> str:
+    return f"output shape {tuple(got)}, expected {tuple(expected)} = {layout}"
+
+
+def wrong_dtype(got: str, inputs: str) -> str:
+    return f"output dtype {got} for {inputs} inputs, expected {inputs}"
+
+
+def unknown_dtype(got: str, known: Iterable[str]) -> str:
+    return f"output dtype {got}, expected one of {', '.join(known)}"
+
+
+def undeclared_dtype(got: str, declared: Iterable[str]) -> str:
+    return f"output dtype {got}, but the backend declares {', '.join(declared)}"
+
+
+def not_deterministic(first: np.ndarray, second: np.ndarray) -> str:
+    """Two calls on the same inputs, with the first element where they differ when the shapes agree."""
+    where = ""
+    if first.shape == second.shape:
+        differ = np.argwhere(~((first == second) | (np.isnan(first) & np.isnan(second))))
+        if len(differ):
+            index = tuple(int(i) for i in differ[0])
+            where = f"; first difference at {at(index)}: {first[index]!r} then {second[index]!r}"
+        elif first.dtype != second.dtype:
+            where = f"; dtype {first.dtype} then {second.dtype}"
+    else:
+        where = f"; shape {first.shape} then {second.shape}"
+    return f"two calls on the same inputs gave different outputs{where}"
+
+
+def inputs_written(names: Iterable[str]) -> str:
+    return f"the backend wrote to its input(s) {', '.join(names)}"
+
+
+def backend_raised(error: BaseException) -> str:
+    text = str(error).strip()
+    first_line = text.splitlines()[0] if text else ""
+    return f"the backend raised {type(error).__name__}: {first_line}"[:500]
+
+
+def backend_returned(problem: Any) -> str:
+    """``problem`` says what was returned instead of an array of the backend's type, e.g. ``returned builtins.list``."""
+    return f"the backend {problem}"
+
+
+def masked_rows_declared(declared: str, matched: list[str], row: tuple[int, ...], sample: str) -> str:
+    seen = f"it follows {' / '.join(matched)}" if matched else "it follows none of zeros, nan, uniform"
+    return f"a row that keeps no key must follow the declared convention {declared!r}, but {seen}; row {row}: {sample}"
+
+
+def masked_rows_unknown(row: tuple[int, ...], sample: str) -> str:
+    return f"a row that keeps no key returned neither zeros, NaN nor the mean of the values; row {row}: {sample}"
+
+
+def masked_rows_inconsistent(first: str, other: str) -> str:
+    return (f"rows that keep no key followed {first} in one example and {other} in another: the convention must be "
+            f"the same every time")

@@ -1,0 +1,23 @@
+"""The variants of the ``sdpa`` contract, by name (DESIGN.md, "Variants of the sdpa contract").
+
+Each is one :class:`~kqv.conformance.variants.base.Variant`, declared in its own package here; the
+declaration gets a field of its name, the strategies draw it, the cases build it and the checks
+registry imports its checks, all from this table.
+"""
+
+from __future__ import annotations
+
+from .base import Variant
+from .gqa import VARIANT as GQA
+
+VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA,)}
+
+
+def variant(name: str) -> Variant:
+    """The variant called ``name``; a KeyError listing the known ones otherwise."""
+    if name not in VARIANTS:
+        raise KeyError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
+__all__ = ["VARIANTS", "Variant", "variant"]

@@ -1,0 +1,35 @@
+"""A variant of the ``sdpa`` contract: an extra keyword of the same call, off unless a backend declares it.
+
+Each variant is declared in one place, its package under ``kqv.conformance.variants``: the clause
+ids it adds, the declaration field that turns it on (a bool, False by default, so a backend that
+does not declare it has every check of the variant skipped, never failed; the command line gets
+``--<name>`` from it), what the strategy draws for it, how it changes the arrays of a case, the
+keyword it adds to the call and to the reference, and the module of its checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One declared variant.
+
+    ``draw(draw, case, declaration, profile, **options)`` returns the sdpa case made to use the
+    variant (its parameter recorded in ``case.variants``), or the case unchanged when the
+    declaration leaves no room for it; ``build(parameter, arrays)`` changes the case's arrays
+    (``query``, ``key``, ``value``); ``keywords(parameter)`` gives the keywords it adds to the call
+    and to :func:`kqv.reference.scaled_dot_product_attention`; ``shapes(parameter, shapes)`` the
+    shapes of the arguments as the contract's shape rule sees them (by name; identity by default).
+    """
+
+    name: str
+    help: str
+    clauses: tuple[str, ...]
+    draw: Callable[..., Any]
+    build: Callable[[Any, dict[str, Any]], dict[str, Any]]
+    keywords: Callable[[Any], dict[str, Any]]
+    checks: str  # the module that registers its checks
+    shapes: Callable[[Any, dict[str, tuple[int, ...]]], dict[str, tuple[int, ...]]] = lambda parameter, shapes: shapes

@@ -1,0 +1,62 @@
+"""Grouped-query and multi-query attention as a variant of the ``sdpa`` contract (clauses ``gqa.*``).
+
+Declared by ``gqa=True`` (``kqv check --gqa``), it adds the keyword ``enable_gqa=True`` to the
+call and to the reference: query ``(..., H_q, L, E)``, key and value ``(..., H_kv, S, .)`` with
+``H_q = G H_kv``, query head ``h`` reading key/value head ``h // G``. A case records ``H_kv``; its
+last batch dim is ``H_q``. The checks are in ``kqv.conformance.variants.gqa.checks``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from ..base import Variant
+
+KV_HEADS = (1, 4)  # the key/value heads drawn, at least and at most
+GROUP = (1, 4)  # the query heads per key/value head drawn
+
+
+def draw(draw_from, case, declaration, profile, *, kv_heads: tuple[int, int] = KV_HEADS,
+         group: tuple[int, int] = GROUP):
+    """``H_kv`` and ``G`` within their ranges: the last batch dim of the case becomes ``H_q = G H_kv``.
+
+    A case without batch dims gets the fewest the backend accepts; one that accepts none cannot
+    use the variant and comes back unchanged.
+    """
+    batch = case.batch
+    if not batch:
+        counts = [n for n in declaration.batch_dims if n >= 1]
+        if not counts:
+            return case
+        batch = (1,) * min(counts)
+    heads = draw_from(st.integers(*kv_heads))
+    size = draw_from(st.integers(*group))
+    return dataclasses.replace(case, batch=batch[:-1] + (heads * size,), variants=case.variants + (("gqa", heads),))
+
+
+def build(kv_heads: int, arrays: dict[str, Any]) -> dict[str, Any]:
+    """Key and value keep their first ``H_kv`` heads: ``(..., H_kv, S, .)``."""
+    return {**arrays, **{name: np.ascontiguousarray(arrays[name][..., :kv_heads, :, :]) for name in ("key", "value")}}
+
+
+def shapes(kv_heads: int, named: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """Key and value count the query's heads once mapped: the output is ``(..., H_q, L, Ev)``."""
+    query_heads = named["query"][-3:-2]
+    return {name: shape if name == "query" else shape[:-3] + query_heads + shape[-2:] for name, shape in named.items()}
+
+
+VARIANT = Variant(
+    name="gqa",
+    help="accepts enable_gqa=True: key and value with H_kv heads, H_q a multiple of H_kv (grouped-query and "
+         "multi-query attention)",
+    clauses=("gqa.head-mapping", "gqa.multi-query", "gqa.repeat-interleave", "gqa.group-structure"),
+    draw=draw,
+    build=build,
+    keywords=lambda kv_heads: {"enable_gqa": True},
+    checks="kqv.conformance.variants.gqa.checks",
+    shapes=shapes,
+)
