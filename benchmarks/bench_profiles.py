@@ -19,7 +19,18 @@ import statistics
 import time
 
 from kqv.conformance.backends import BUILTINS, builtin
+from kqv.conformance.profiles import profile as lookup
 from kqv.conformance.runner import run_backend
+
+
+def reach(name: str) -> str:
+    """What a profile draws: its small sizes, and its sizes at tile boundaries (clause attention.tile-boundaries)."""
+    p = lookup(name)
+    return (f"{name}: {p.examples} examples per check and dtype with L, S up to {p.max_length} and E, Ev up to "
+            f"{p.max_width}; then {p.tile_examples} per check judged against the reference with one size at a tile "
+            f"boundary (L, S up to {p.length_boundaries()[-1]}, E, Ev, d_k, d_model up to {p.width_boundaries()[-1]}, "
+            f"PE lengths up to {p.pe_length_boundaries()[-1]}), and {p.tile_clause_examples} per dtype for "
+            f"attention.tile-boundaries with every size there")
 
 
 def targets(names: list[str]) -> list[tuple[str, str]]:
@@ -40,6 +51,7 @@ def main() -> None:
     arguments = parser.parse_args()
     rows = []
     for profile in arguments.profiles.split(","):
+        print(reach(profile), flush=True)
         for name, kind in targets(arguments.targets):
             seconds, conformant, clauses = [], True, 0
             for seed in range(arguments.repeats):

@@ -21,7 +21,18 @@ from .profiles import Profile
 
 
 class CheckFailure(AssertionError):
-    """The backend breaks the clause on this case; the message says how."""
+    """The backend breaks the clause on this case; the message says how.
+
+    ``explain``, when given, adds to the message what the output computes instead; it can be costly,
+    so the runner asks for it once, for the shrunk counterexample only (:meth:`explained`).
+    """
+
+    def __init__(self, message: str, explain: Callable[[], str] | None = None) -> None:
+        super().__init__(message)
+        self.explain = explain
+
+    def explained(self) -> str:
+        return str(self) + (self.explain() if self.explain is not None else "")
 
 
 @dataclass
@@ -55,6 +66,17 @@ class Check:
     foundation: bool = False  # other failures of the kind may only echo a failure of this one
     numeric: bool = True  # compares numbers with the reference (False: shape, dtype, repeatability, ...)
     variant: str | None = None  # the variant of the sdpa contract it checks (kqv.conformance.variants)
+    examples: Callable[[Profile], int] | None = None  # examples per dtype, when not the profile's own
+
+    def examples_in(self, profile: Profile) -> int:
+        """How many examples it draws per dtype in ``profile``.
+
+        At tile boundaries (``profile.tiles``) a check that runs once, with no dtype (``pe``), draws as many
+        as the clause ``attention.tile-boundaries`` does at each dtype: its cases are cheap and it has no other.
+        """
+        if profile.tiles:
+            return profile.examples if self.per_dtype else profile.tile_clause_examples
+        return profile.examples if self.examples is None else self.examples(profile)
 
     @property
     def doc(self) -> str:
@@ -73,7 +95,7 @@ CHECKS: list[Check] = []
 
 def check(clause: str, kind: str, strategy: StrategyFactory, *, requires: tuple[Requirement, ...] = (),
           finish: Finisher | None = None, per_dtype: bool = True, foundation: bool = False, numeric: bool = True,
-          variant: str | None = None) -> Callable[[Runner], Runner]:
+          variant: str | None = None, examples: Callable[[Profile], int] | None = None) -> Callable[[Runner], Runner]:
     """Register the decorated function as the check of ``clause`` for ``kind``."""
     from kqv.spec import clause as lookup
 
@@ -81,7 +103,7 @@ def check(clause: str, kind: str, strategy: StrategyFactory, *, requires: tuple[
 
     def register(run: Runner) -> Runner:
         CHECKS.append(Check(clause, kind, run.__name__, run, strategy, requires, finish, per_dtype, foundation,
-                            numeric, variant))
+                            numeric, variant, examples))
         return run
 
     return register

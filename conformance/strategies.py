@@ -22,6 +22,13 @@ def sizes(maximum: int, minimum: int = 1) -> st.SearchStrategy[int]:
     return st.one_of(small, st.integers(minimum, max(minimum, maximum)))
 
 
+def tile_sizes(sizes: tuple[int, ...]) -> st.SearchStrategy[int]:
+    """A size on either side of a tile size, or on it, from the increasing ``sizes`` (``Profile.*_boundaries``,
+    clause ``attention.tile-boundaries``): a failure shrinks to the smallest size that shows it (S = 129 for
+    keys dropped past 128)."""
+    return st.sampled_from(sizes)
+
+
 def seeds() -> st.SearchStrategy[int]:
     return st.integers(0, 2**32 - 1)
 

@@ -65,7 +65,7 @@ class Prepared:
     def kept(self) -> np.ndarray:
         """Bool ``(*batch, L, S)``: True where the key takes part (stages 2 and 3 run on zero scores)."""
         x = np.zeros(self.shape)
-        add_biases(x, None if self.mask is None or self.mask.dtype == np.bool_ else np.asarray(self.mask, float))
+        add_biases(x, self.mask)
         drop_keys(x, self.mask)
         if self.causal_offset is not None:
             drop_causal(x, self.causal_offset)

@@ -207,6 +207,53 @@ finite = Clause(
     section=SECTION[0],
 )
 
+def _tiles_derivation() -> Derivation:
+    """Two tiles of two keys: the partial results of each, combined with their rescaling, are the softmax of all four."""
+    scores = sympy.symbols("x_0:4", real=True)
+    values = sympy.symbols("v_0:4", real=True)
+    tiles = ((0, 1), (2, 3))
+    shift = sympy.symbols("m_1 m_2", real=True)  # any shift per tile (its max, in a kernel)
+    common = sympy.Symbol("m", real=True)
+    partial_sums = [sympy.Add(*(sympy.exp(scores[j] - m_t) for j in tile)) for tile, m_t in zip(tiles, shift)]
+    partial_outputs = [sympy.Add(*(sympy.exp(scores[j] - m_t) * values[j] for j in tile)) for tile, m_t in zip(tiles, shift)]
+    rescale = [sympy.exp(m_t - common) for m_t in shift]
+    combined = sympy.Add(*(r * o for r, o in zip(rescale, partial_outputs))) / sympy.Add(*(r * l for r, l in zip(rescale, partial_sums)))
+    weights = symbolic.softmax(list(scores))
+    unrescaled = sympy.Add(*partial_outputs) / sympy.Add(*partial_sums)
+    return Derivation((
+        Step("S = 4 keys in tiles {0, 1} and {2, 3}: the partial sums rescaled by exp(m_t - m) give softmax(x) v",
+             combined, sympy.Add(*(w * v for w, v in zip(weights, values))),
+             check=lambda lhs, rhs: sympy.simplify(sympy.powsimp(sympy.expand(lhs - rhs))) == 0),
+        Step("each tile normalised on its own (no rescaling) agrees only where the two tiles share their shift",
+             unrescaled.subs(shift[1], shift[0]), sympy.Add(*(w * v for w, v in zip(weights, values))),
+             check=lambda lhs, rhs: sympy.simplify(sympy.powsimp(sympy.expand(lhs - rhs))) == 0),
+    ))
+
+
+_tile_output = sympy.Function("o")
+_tile_sum = sympy.Function("l")
+_tile_max = sympy.Function("m")
+_t, _tiles = sympy.symbols("t n_T", integer=True, nonnegative=True)
+
+tile_boundaries = Clause(
+    id="attention.tile-boundaries",
+    title="Every tile counts",
+    statement=(
+        "The output is the formula at every size, and in particular on either side of the tile sizes kernels work in "
+        "(L, S = 15, 16, 17, ..., 255, 256, 257, 511, 512, 513; E, E_v = 15 .. 257; odd sizes such as 113 and 203): "
+        "keys past the first tile take part, every feature of Q and K enters the scores, every value feature and "
+        "every query row of the last partial tile is written, and the softmax of a row spans all its key tiles, "
+        "each tile's partial sums o_t and l_t rescaled to the row's max m (softmax.online): "
+        "O_i = sum_t exp(m_t - m) o_t / sum_t exp(m_t - m) l_t."
+    ),
+    expr=sympy.Eq(O[i, c], sympy.Sum(sympy.exp(_tile_max(_t) - sympy.Symbol("m")) * _tile_output(_t), (_t, 0, _tiles - 1))
+                  / sympy.Sum(sympy.exp(_tile_max(_t) - sympy.Symbol("m")) * _tile_sum(_t), (_t, 0, _tiles - 1))),
+    derivation=_tiles_derivation(),
+    section=SECTION[0],
+    symbols={"t": "a tile of keys, 0 <= t < n_T", "o_t": "sum over the tile of exp(x_j - m_t) v_j",
+             "l_t": "sum over the tile of exp(x_j - m_t)", "m_t": "the tile's max", "m": "the row's max"},
+)
+
 determinism = Clause(
     id="impl.determinism",
     title="Deterministic",
@@ -246,6 +293,7 @@ CLAUSES = (
     batch_independence,
     accuracy,
     finite,
+    tile_boundaries,
     determinism,
     inputs_unmodified,
     strided_inputs,

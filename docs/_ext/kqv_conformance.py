@@ -10,7 +10,8 @@ Directives (MyST: ```` ```{kqv-checks} ````):
 ``kqv-declaration``
     The fields of :class:`kqv.conformance.Declaration`: name, default and meaning.
 ``kqv-profiles``
-    The profiles: examples per check and dtype, and the largest sizes drawn.
+    The profiles: examples per check and dtype, and the largest sizes drawn; then the draws at tile
+    boundaries: how many, and the sizes.
 ``kqv-report``
     Takes a path to a JSON report written by ``kqv check --json`` (relative to the page) and
     renders its matrix of clauses by backends per kind, its conventions table, each target's
@@ -116,8 +117,16 @@ class ProfilesDirective(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         rows = [[nodes.literal(p.name, p.name), p.examples, p.max_length, p.max_width, p.max_heads, p.max_pe_length,
                  p.max_d_model] for p in PROFILES.values()]
+        tiles = [[nodes.literal(p.name, p.name), p.tile_examples, p.tile_clause_examples,
+                  ", ".join(map(str, p.length_boundaries())), ", ".join(map(str, p.width_boundaries())),
+                  ", ".join(map(str, p.pe_length_boundaries()))] for p in PROFILES.values()]
         return [_table(["profile", "examples per check and dtype", "L, S up to", "E, Ev, d_k up to", "heads up to",
-                        "PE length up to", "d_model up to (pe)"], rows)]
+                        "PE length up to", "d_model up to (pe)"], rows),
+                nodes.paragraph("", "At tile boundaries (clause attention.tile-boundaries): the cases each check "
+                                    "judged against the reference draws per dtype with one size at a boundary, the "
+                                    "cases of the clause itself (every size at a boundary), and the sizes drawn."),
+                _table(["profile", "boundary cases per check and dtype", "attention.tile-boundaries cases per dtype",
+                        "L, S", "E, Ev, d_k, d_model", "PE length"], tiles, [2, 2, 2, 6, 5, 5])]
 
 
 class ReportDirective(SphinxDirective):

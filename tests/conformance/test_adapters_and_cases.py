@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from keeps import keeps
 from kqv.conformance.adapters import LAYOUTS, NumpyAdapter, OutputTypeError, TorchAdapter
 from kqv.conformance.kinds import case_from_json
 from kqv.conformance.kinds.mha.strategy import mha_cases
@@ -17,7 +18,6 @@ from kqv.conformance.kinds.sdpa.case import VALUES, SdpaCase
 from kqv.conformance.declaration import Declaration
 from kqv.conformance.dtypes import LARGEST, numpy_dtype, round_to
 from kqv.conformance.profiles import PROFILES
-from kqv.reference import causal_mask
 
 torch = pytest.importorskip("torch")
 ADAPTERS = [NumpyAdapter(), TorchAdapter("cpu")]
@@ -81,28 +81,18 @@ def test_bad_case_json_is_refused(text: str) -> None:
         case_from_json(text)
 
 
-def _keeps(case: SdpaCase, inputs) -> np.ndarray:
-    keep = np.ones((case.L, case.S), dtype=bool)
-    if inputs.attn_mask is not None:
-        mask = inputs.attn_mask
-        keep = keep & (mask if mask.dtype == np.bool_ else mask.astype(np.float64) > -np.inf)
-    if case.is_causal:
-        keep = keep & causal_mask(case.L, case.S, case.alignment)
-    return keep
-
-
 @settings(max_examples=200, deadline=None)
 @given(sdpa_cases(Declaration(dtypes=("float64", "float16")), "float16", PROFILES["ci"], values=VALUES,
                   masks=("none", "bool", "float"), causal=(False, True), scales=True))
 def test_generated_rows_always_keep_a_key(case: SdpaCase) -> None:
     # The checks that are not about fully masked rows must never see one (no false alarms).
-    assert _keeps(case, case.build()).any(axis=-1).all()
+    assert keeps(case).any(axis=-1).all()
 
 
 @settings(max_examples=100, deadline=None)
 @given(sdpa_cases(Declaration(), "float64", PROFILES["ci"], masks=("bool", "float"), empty_rows=True))
 def test_empty_rows_cases_have_an_empty_row(case: SdpaCase) -> None:
-    assert (~_keeps(case, case.build()).any(axis=-1)).any()
+    assert (~keeps(case).any(axis=-1)).any()
 
 
 def test_value_profiles_mean_what_they_say() -> None:

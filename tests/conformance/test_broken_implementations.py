@@ -11,11 +11,11 @@ import json
 
 import pytest
 
-from broken import gqa, mha, pe, sdpa
+from broken import gqa, mha, pe, sdpa, tiles
 from kqv.conformance import check, replay
 
 BROKEN = [(kind, name, getattr(module, name))
-          for module, kind in ((sdpa, "sdpa"), (gqa, "sdpa"), (mha, "mha"), (pe, "pe"))
+          for module, kind in ((sdpa, "sdpa"), (gqa, "sdpa"), (tiles, "sdpa"), (mha, "mha"), (pe, "pe"))
           for name in sorted(vars(module)) if hasattr(getattr(module, name), "breaks")]
 
 
@@ -41,3 +41,19 @@ def test_broken_implementation_fails_its_clause(kind: str, name: str, fn) -> Non
     again = replay(fn, kind, clause=fn.breaks, case=failing.case, name=name, **fn.declaration)
     assert again.targets[0].clauses[0].status == "failed", "the reported case does not reproduce the failure"
     assert json.loads(failing.case)["kind"] == kind
+
+
+TILES = [(name, fn) for kind, name, fn in BROKEN if fn.__module__ == tiles.__name__]
+
+
+def test_the_tile_bugs_are_all_here() -> None:
+    assert len(TILES) == 6
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("name", "fn"), TILES, ids=[name for name, _ in TILES])
+def test_a_tile_bug_fails_in_the_quick_profile(name: str, fn, seed: int) -> None:
+    # The quick profile draws lengths and widths up to 8, and past the first tile only at tile boundaries.
+    report = check(fn, "sdpa", profile="quick", seed=seed, clauses=[fn.breaks], name=name, **fn.declaration)
+    [result] = report.targets[0].clauses
+    assert result.status == "failed", f"{name} was not caught at seed {seed}: {result.message}"

@@ -95,6 +95,14 @@ def causal_top_left(backend, case, context):
     judge(backend, case)
 
 
+@check("attention.tile-boundaries", "mha", _cases(every_tile=True, masks=("none", "bool"), causal=(False, True),
+                                                  weights=("normal", "large")),
+       examples=lambda profile: profile.tile_clause_examples)
+def tile_boundaries(backend, case, context):
+    """d_k, d_model and the key length on either side of tile sizes (64, 128, ...), in every head."""
+    judge(backend, case)
+
+
 @check("mask.fully-masked-row", "mha", _cases(masks=("bool", "float"), empty_rows=True, self_attention=(False, True)),
        requires=(needs_some_mask,), finish=masked_rows.finish)
 def fully_masked_row(backend, case, context):

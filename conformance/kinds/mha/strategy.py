@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from ...declaration import Declaration
 from ...profiles import Profile
-from ...strategies import seeds, sizes, supported_masks
+from ...strategies import seeds, sizes, supported_masks, tile_sizes
 from .case import MhaCase
 
 
@@ -15,14 +15,27 @@ from .case import MhaCase
 def mha_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, weights: tuple[str, ...] = ("normal",),
               min_heads: int = 1, max_heads: int | None = None, biases: tuple[tuple[str, ...], ...] = ((),),
               masks: tuple[str, ...] = ("none",), causal: tuple[bool, ...] = (False,), empty_rows: bool = False,
-              cross: bool = False, self_attention: tuple[bool, ...] = (False,)) -> MhaCase:
-    """An ``mha`` case; ``cross`` makes L and S differ where the backend accepts it."""
+              cross: bool = False, self_attention: tuple[bool, ...] = (False,), every_tile: bool = False) -> MhaCase:
+    """An ``mha`` case; ``cross`` makes L and S differ where the backend accepts it.
+
+    At tile boundaries (``profile.tiles``) the head width ``d_k``, the model width ``d_model`` or the
+    key length sits on either side of a tile size (clause ``attention.tile-boundaries``); with
+    ``every_tile`` all three do, and the batch has one entry.
+    """
     h = draw(st.integers(min_heads, max(min_heads, max_heads or profile.max_heads)))
     d_k = draw(sizes(profile.max_width))
+    axes = ("d_k", "S") + (() if declaration.heads_split_model else ("d_model",))
+    axis = draw(st.sampled_from(axes)) if profile.tiles and not every_tile else None
+    if axis == "d_k" or every_tile:
+        d_k = draw(tile_sizes(profile.width_boundaries()))
     d_v = draw(sizes(profile.max_width)) if declaration.value_width and not declaration.heads_split_model else d_k
     d_model = h * d_k if declaration.heads_split_model else draw(sizes(profile.max_width))
+    if axis == "d_model" or (every_tile and not declaration.heads_split_model):
+        d_model = draw(tile_sizes(profile.width_boundaries()))
     is_self = draw(st.sampled_from(self_attention))
     S = draw(sizes(profile.max_length))
+    if axis == "S" or every_tile:
+        S = draw(tile_sizes(profile.length_boundaries()))
     L = S if is_self or not declaration.cross_lengths else draw(sizes(profile.max_length))
     if cross and declaration.cross_lengths and L == S:
         L = S + 1
@@ -32,7 +45,7 @@ def mha_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, w
         mask_kinds = tuple(kind for kind in mask_kinds if kind == "none")
     mask = draw(st.sampled_from(mask_kinds or ("none",)))
     return MhaCase(
-        dtype=dtype, B=draw(st.integers(1, profile.max_batch)), L=L, S=S, d_model=d_model, num_heads=h,
+        dtype=dtype, B=1 if every_tile else draw(st.integers(1, profile.max_batch)), L=L, S=S, d_model=d_model, num_heads=h,
         d_k=d_k, d_v=d_v, biases=draw(st.sampled_from(biases)) if declaration.biases else (),
         weights=draw(st.sampled_from(weights)), self_attention=is_self, mask=mask,
         mask_batch=draw(st.booleans()) if declaration.mask_batch else False,

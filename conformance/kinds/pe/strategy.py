@@ -5,16 +5,25 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from ...profiles import Profile
-from ...strategies import sizes
+from ...strategies import sizes, tile_sizes
 from .case import PeCase
 
 
 @st.composite
 def pe_cases(draw, profile: Profile, *, parity: str = "any", min_length: int = 1, min_d_model: int = 1) -> PeCase:
-    """A ``pe`` case; ``parity`` is ``any``, ``even`` or ``odd`` (of ``d_model``)."""
+    """A ``pe`` case; ``parity`` is ``any``, ``even`` or ``odd`` (of ``d_model``).
+
+    At tile boundaries (``profile.tiles``) ``d_model`` sits on either side of a tile size (64, 128,
+    256, ...) and the length on either side of a long block of positions.
+    """
     d_model = draw(sizes(profile.max_d_model, min_d_model))
+    if profile.tiles:
+        d_model = draw(tile_sizes(profile.width_boundaries()))
     if parity == "even" and d_model % 2:
         d_model += 1
     elif parity == "odd" and d_model % 2 == 0:
         d_model += 1
-    return PeCase(length=draw(sizes(profile.max_pe_length, min_length)), d_model=d_model)
+    length = draw(sizes(profile.max_pe_length, min_length))
+    if profile.tiles:
+        length = draw(tile_sizes(profile.pe_length_boundaries()))
+    return PeCase(length=length, d_model=d_model)

@@ -95,6 +95,13 @@ def accuracy(backend, case, context):
     judge(backend, case)
 
 
+@check("attention.tile-boundaries", "sdpa", cases(masks=MASKS, causal=(False, True), every_tile=True),
+       examples=lambda profile: profile.tile_clause_examples)
+def tile_boundaries(backend, case, context):
+    """L, S, E and Ev on either side of tile sizes, masks meeting the tiles, the causal diagonal across a tile edge."""
+    judge(backend, case)
+
+
 def _rows_can_empty(declaration) -> str | None:
     if declaration.bool_mask or declaration.float_mask:
         return None

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from ...backend import Backend, BackendError, Invocation, invoke
-from ...registry import CheckFailure, agree
+from ...compare import mismatch
+from ...registry import CheckFailure
 from ...dtypes import as_float64, round_to
 from ...messages import wrong_shape
 from ...tolerance import Expectation, Precision
 from .bound import sdpa_expectation
 from .case import SdpaCase, SdpaInputs
+from .departures import Judging, name_departure
 
 NAMES = ("query", "key", "value")
 LAYOUT = "(..., L, Ev)"
@@ -59,10 +61,23 @@ def expectation(backend: Backend, inputs: SdpaInputs, case: SdpaCase, masked_row
 
 
 def judge(backend: Backend, case: SdpaCase, inputs: SdpaInputs | None = None) -> None:
-    """The output agrees with the reference within the bound of clause ``attention.accuracy``."""
+    """The output agrees with the reference within the bound of clause ``attention.accuracy``.
+
+    A failure names the departure the output matches, where one of :mod:`.departures` explains it.
+    """
     inputs = inputs or case.build()
     judged = expectation(backend, inputs, case)
-    agree(output(backend, inputs), judged.expected, judged.bound)
+    result = output(backend, inputs)
+    found = mismatch(result, judged.expected, judged.bound)
+    if found is not None:
+        declaration = backend.declaration
+        judging = Judging(Precision.of(case.dtype, declaration.accumulation), declaration.alignment,
+                          declaration.masked_rows or "zeros")
+
+        def explain() -> str:
+            name = name_departure(result, inputs, judging, judged.bound)
+            return f"; the output matches the departure \"{name}\"" if name else ""
+        raise CheckFailure(str(found), explain)
 
 
 def fresh(case: SdpaCase, shape: tuple[int, ...], salt: int, magnitude: float = 1.0) -> np.ndarray:

@@ -30,12 +30,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...dtypes import LARGEST, round_to
+from ...profiles import LENGTH_TILES
 from ...variants import variant
 from ..base import Case, rng as _rng
 
 VALUES = ("normal", "large", "huge", "far-apart", "ties", "identical-keys", "zeros", "large-values", "tiny-values")
 MASKS = ("none", "bool", "float")
 MASK_SHAPES = ("full", "shared", "broadcast")
+# How a mask meets the tiles of keys (clause attention.tile-boundaries): at random; a whole tile of keys masked for
+# every query; or only the keys of the last, partial tile kept.
+MASK_PATTERNS = ("random", "tile-gap", "last-tile")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class SdpaCase(Case):
     mask: str = "none"
     mask_shape: str = "full"
     empty_rows: bool = False  # some query rows keep no key at all
+    mask_pattern: str = "random"  # one of MASK_PATTERNS
     is_causal: bool = False
     alignment: str = "top-left"  # of is_causal, to keep one key per row where rows must keep one
     scale: float | None = None
@@ -150,6 +155,30 @@ def _mask_shape(case: SdpaCase, rng: np.random.Generator) -> tuple[int, ...]:
     return case.batch + (case.L, case.S)
 
 
+def _tile_pattern(case: SdpaCase, rng: np.random.Generator) -> np.ndarray | None:
+    """The keys, ``(S,)`` bool, that the case's tile pattern leaves to the mask (None: every key).
+
+    ``tile-gap`` masks a whole tile of ``T`` keys (``T`` a tile size below ``S``; never the tile of key 0
+    under ``is_causal``, which every causal row must keep); ``last-tile`` keeps only the keys of the
+    last, partial tile. A case without a tile below ``S`` keeps every key.
+    """
+    tiles = [size for size in LENGTH_TILES if size < case.S]
+    if case.mask_pattern == "random" or not tiles:
+        return None
+    size = tiles[int(rng.integers(len(tiles)))]
+    allowed = np.ones(case.S, dtype=bool)
+    if case.mask_pattern == "last-tile":
+        allowed[:size * ((case.S - 1) // size)] = False
+        return allowed
+    first = 1 if case.is_causal else 0
+    count = -(-case.S // size)  # tiles, the last one partial
+    if count <= first:
+        return None
+    tile = int(rng.integers(first, count))
+    allowed[tile * size:(tile + 1) * size] = False
+    return allowed if allowed.any() else None
+
+
 def _sdpa_mask(case: SdpaCase, rng: np.random.Generator) -> np.ndarray | None:
     """The attn_mask of the case: every row keeps a key unless ``empty_rows``, then some keep none."""
     if case.mask == "none":
@@ -157,9 +186,19 @@ def _sdpa_mask(case: SdpaCase, rng: np.random.Generator) -> np.ndarray | None:
     shape = _mask_shape(case, rng)
     density = rng.uniform(0.2, 0.9)
     keep = rng.random(shape) < density
+    allowed = _tile_pattern(case, _rng(case.seed, 2))  # (S,): the keys the pattern leaves, or None
+    if allowed is not None:
+        keep &= allowed
     if case.S:
-        # One key per row stays kept; under is_causal it is key 0, which every causal row sees.
-        chosen = np.zeros(shape[:-1], dtype=np.int64) if case.is_causal else rng.integers(0, case.S, shape[:-1])
+        # One key per row stays kept (among those the pattern leaves); under is_causal it is key 0, which every
+        # causal row sees.
+        if case.is_causal:
+            chosen = np.zeros(shape[:-1], dtype=np.int64)
+        elif allowed is None:
+            chosen = rng.integers(0, case.S, shape[:-1])
+        else:
+            candidates = np.flatnonzero(allowed)
+            chosen = candidates[rng.integers(0, len(candidates), shape[:-1])]
         np.put_along_axis(keep, chosen[..., None], True, axis=-1)
     if case.empty_rows and case.L:
         rows = rng.random(shape[:-1]) < 0.4

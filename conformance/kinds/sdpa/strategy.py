@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from ...declaration import Declaration
 from ...profiles import Profile
-from ...strategies import batch_shapes, explicit_scales, lengths, seeds, supported_masks, widths
+from ...strategies import batch_shapes, explicit_scales, lengths, seeds, supported_masks, tile_sizes, widths
 from ...variants import VARIANTS
-from .case import MASK_SHAPES, SdpaCase
+from .case import MASK_PATTERNS, MASK_SHAPES, SdpaCase
 
 
 class Cases:
@@ -43,13 +43,16 @@ def sdpa_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, 
                masks: tuple[str, ...] = ("none",), causal: tuple[bool, ...] = (False,), scales: bool | str = False,
                empty_rows: bool = False, min_width: int = 1, min_batch_dims: int = 0, equal_lengths: bool = False,
                min_length: int = 1, variants: dict[str, dict[str, Any]] | None = None,
-               other_variants: bool = True) -> SdpaCase:
+               other_variants: bool = True, every_tile: bool = False) -> SdpaCase:
     """An ``sdpa`` case within the declaration; every query row keeps a key unless ``empty_rows``.
 
     ``scales``: False (the default scale), True (sometimes an explicit one) or ``"always"``.
     ``variants``: the variants every case uses (with the options of their draw), where the backend
     declares them; the other declared variants are drawn now and then (off first, so that a failure
     shrinks to the case without them) unless ``other_variants`` is False.
+
+    At tile boundaries (``profile.tiles``, clause ``attention.tile-boundaries``) one of L, S, E and Ev
+    sits on either side of a tile size and the mask meets the tiles; ``every_tile`` draws all four there.
     """
     batch = draw(batch_shapes(declaration, profile, min_batch_dims))
     is_causal = draw(st.sampled_from([c for c in causal if declaration.causal or not c] or [False]))
@@ -62,12 +65,19 @@ def sdpa_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, 
     if min_length > 1:
         L, S = max(L, min_length), max(S, min_length)
     E, Ev = draw(widths(declaration, profile, min_width))
+    if every_tile:
+        batch = (1,) * len(batch)  # every size is large already
+    if profile.tiles or every_tile:
+        L, S, E, Ev = draw(at_tiles(declaration, profile, (L, S, E, Ev), equal_lengths or not declaration.cross_lengths,
+                                    bottom_right and not empty_rows, min_width, every_tile))
     shapes = MASK_SHAPES if declaration.mask_batch and batch else ("shared",)
     case = SdpaCase(
         dtype=dtype, batch=batch, L=L, S=S, E=E, Ev=Ev,
         values=draw(st.sampled_from(values)),
         mask=mask, mask_shape=draw(st.sampled_from(shapes)) if mask != "none" else "full",
         empty_rows=empty_rows and mask != "none",
+        mask_pattern=draw(st.sampled_from(MASK_PATTERNS[:2] if is_causal else MASK_PATTERNS))
+        if mask != "none" and (profile.tiles or every_tile) else "random",
         is_causal=is_causal, alignment=declaration.alignment,
         scale=_scale(draw, scales) if declaration.scale else None,
         seed=draw(seeds()),
@@ -79,6 +89,36 @@ def sdpa_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, 
         elif other_variants and draw(st.booleans()):
             case = VARIANTS[name].draw(draw, case, declaration, profile)
     return case
+
+
+@st.composite
+def at_tiles(draw, declaration: Declaration, profile: Profile, sizes: tuple[int, int, int, int], equal: bool,
+             queries_at_most_keys: bool, min_width: int = 1, every: bool = False) -> tuple[int, int, int, int]:
+    """``(L, S, E, Ev)`` with one of them (``every``: each) on either side of a tile size of the profile.
+
+    ``equal`` keeps ``L = S``; ``queries_at_most_keys`` keeps ``L <= S`` (a bottom-right causal case
+    whose rows must each keep a key); a backend that needs ``Ev = E`` gets both at once.
+    """
+    L, S, E, Ev = sizes
+    lengths, widths = tile_sizes(profile.length_boundaries()), tile_sizes(profile.width_boundaries())
+    if every:
+        S = draw(lengths)
+        L = S if equal else draw(lengths)
+        if queries_at_most_keys:
+            L = min(L, S)
+        E = draw(widths)
+        Ev = draw(widths) if declaration.value_width else E
+        return L, S, E, Ev
+    axes = ("S", "E") + (() if equal else ("L",)) + (("Ev",) if declaration.value_width else ())
+    axis = draw(st.sampled_from(axes))
+    size = draw(lengths if axis in ("L", "S") else widths)
+    if axis == "S":
+        return (size if equal else min(L, size)), size, E, Ev
+    if axis == "L":
+        return size, (max(S, size) if queries_at_most_keys else S), E, Ev
+    if axis == "E":
+        return L, S, size, Ev if declaration.value_width else size
+    return L, S, E, size
 
 
 def _scale(draw, scales: bool | str) -> float | None:

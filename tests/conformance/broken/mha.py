@@ -9,7 +9,7 @@ from ._base import breaks, stable_softmax
 
 def multi_head(x_q, x_kv, w_q, w_k, w_v, w_o, b_q=None, b_k=None, b_v=None, b_o=None, *, num_heads, attn_mask=None,
                is_causal=False, head_order=None, scale_width=None, keys_from=None, use_b_o=True, use_b_v=True,
-               use_b_q=True, interleaved=False, invert_mask=False):
+               use_b_q=True, interleaved=False, invert_mask=False, head_features=None):
     """Multi-head attention in float64 with the hooks of the variants; returned in x_q's dtype."""
     out_dtype = x_q.dtype
     f = {name: None if a is None else np.asarray(a, dtype=np.float64)
@@ -31,6 +31,8 @@ def multi_head(x_q, x_kv, w_q, w_k, w_v, w_o, b_q=None, b_k=None, b_v=None, b_o=
     k = split(project(source, f["w_k"], f["b_k"]))
     v = split(project(source, f["w_v"], f["b_v"], use_b_v))
     d_k = q.shape[-1]
+    if head_features is not None:
+        q, k = q[..., :head_features], k[..., :head_features]  # (B, h, n, head_features): a kernel's first tile
     scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(scale_width or d_k)  # (B, h, L, S)
     L, S = scores.shape[-2:]
     if attn_mask is not None:
@@ -95,3 +97,9 @@ def heads_interleaved(*args, **kwargs):
 def mask_polarity_of_torch(*args, **kwargs):
     """Passes the contract's keep-mask on as torch.nn.MultiheadAttention's ignore-mask."""
     return multi_head(*args, **kwargs, invert_mask=True)
+
+
+@breaks("attention.tile-boundaries")
+def head_width_64(*args, **kwargs):
+    """Uses only the first 64 features of each head's query and key (d_k past one tile)."""
+    return multi_head(*args, **kwargs, head_features=64)

@@ -74,3 +74,12 @@ def position_scaled(length, d_model):
     """Feeds pos / length instead of pos (a "normalised position"), so shifts are no longer rotations."""
     angle = _angles(length, d_model) / max(length, 1)
     return _interleave(np.sin(angle), np.cos(angle), d_model)
+
+
+@breaks("pe.sinusoid")
+def columns_past_128_zero(length, d_model):
+    """Writes only the first 128 columns (one tile of features); the others stay zero."""
+    angle = _angles(length, d_model)
+    out = _interleave(np.sin(angle), np.cos(angle), d_model)
+    out[:, 128:] = 0.0
+    return out
