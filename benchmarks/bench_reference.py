@@ -15,6 +15,14 @@ of scores on one core, scaled to the whole call, next to the whole call on one w
 Then one long sequence, L=S=``--long-length``, H=1, E=64, causal and not, in a subprocess whose
 peak resident memory (``VmHWM`` of ``/proc/self/status``, the ``ru_maxrss`` of that process) is
 read when it ends. Figures, not assertions: they go in the README and the closing notes.
+
+Each run prints the BLAS that NumPy runs on (threadpoolctl: library, kernel architecture, threads).
+A machine may pin OpenBLAS to an older kernel for every process (``OPENBLAS_CORETYPE=Haswell``
+keeps it off AVX-512): with ``--blas both`` (the default) the whole benchmark runs twice, each
+time in a fresh subprocess (OpenBLAS reads its variables when it loads), once with
+``OPENBLAS_CORETYPE=Haswell`` and once without it and without ``OPENBLAS_L2_SIZE`` (the machine's
+own kernel); the summary gives the ratio to torch's fused kernel both ways. Only the benchmark's
+own processes change: tests and CI keep the machine's settings.
 """
 
 from __future__ import annotations
@@ -199,20 +207,87 @@ def long_sequence(length: int, is_causal: bool) -> dict:
             "dense_scores_gib": length * length * 8 / 2**30}
 
 
+BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def blas() -> dict:
+    """The BLAS NumPy calls, as threadpoolctl reports it, and the variables that steer OpenBLAS."""
+    from threadpoolctl import threadpool_info
+
+    found = [{key: entry.get(key) for key in ("internal_api", "version", "architecture", "num_threads")}
+             for entry in threadpool_info() if entry.get("user_api") == "blas"]
+    return {"libraries": found, "environment": {name: os.environ.get(name) for name in BLAS_VARIABLES}}
+
+
+def blas_text(info: dict) -> str:
+    libraries = ", ".join(f"{e['internal_api']} {e['version']} kernel {e['architecture']} ({e['num_threads']} threads)"
+                          for e in info["libraries"]) or "none found"
+    set_ = ", ".join(f"{k}={v}" for k, v in info["environment"].items() if v is not None) or "no OPENBLAS_* variables"
+    return f"{libraries}; {set_}"
+
+
+def torch_ratios(results: dict) -> dict:
+    """kqv blocked's time over torch's fused kernel's, without a mask and causal."""
+    ratios = {}
+    for configuration in results["configurations"]:
+        row = next((r for r in configuration["rows"] if r["name"].startswith("torch fused")), None)
+        if row is not None:
+            ratios["causal" if configuration["causal"] else "no mask"] = row["ratio_kqv_blocked_over_peer"]
+    return ratios
+
+
+def in_subprocess(arguments: argparse.Namespace, environment: dict) -> dict:
+    """The benchmark in a fresh process with ``environment`` (OpenBLAS reads its variables when it loads)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, "run.json")
+        words = [sys.executable, __file__, "--blas", "as-set", "--json", out, "--repeats", str(arguments.repeats),
+                 "--long-length", str(arguments.long_length)] + (["--quick"] if arguments.quick else []) + \
+                (["--no-long"] if arguments.no_long else [])
+        subprocess.run(words, env=environment, check=True)
+        with open(out, encoding="utf-8") as handle:
+            return json.load(handle)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--quick", action="store_true", help="3 repeats and a 16,384 long sequence")
     parser.add_argument("--long-length", type=int, default=65536)
+    parser.add_argument("--no-long", action="store_true", help="skip the long sequence")
+    parser.add_argument("--blas", choices=("both", "as-set"), default="both",
+                        help="both (default): run pinned to OpenBLAS's Haswell kernel and on the machine's own, each in "
+                             "a subprocess; as-set: once, in this process, as the environment sets OpenBLAS")
     arguments = parser.parse_args()
+    if arguments.blas == "as-set":
+        results = measure(arguments)
+    else:
+        bare = {k: v for k, v in os.environ.items() if k not in BLAS_VARIABLES}
+        runs = {"OPENBLAS_CORETYPE=Haswell": {**bare, "OPENBLAS_CORETYPE": "Haswell"}, "own kernel": bare}
+        results = {}
+        for label, environment in runs.items():
+            print(f"\n=== {label} ===", flush=True)
+            results[label] = in_subprocess(arguments, environment)
+        print("\nkqv blocked / torch fused (median times), by the BLAS kernel NumPy ran on:")
+        for label, run in results.items():
+            ratios = torch_ratios(run)
+            print(f"  {label:<26} {blas_text(run['blas'])}: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+    if arguments.json:
+        with open(arguments.json, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=2)
+
+
+def measure(arguments: argparse.Namespace) -> dict:
     repeats = 3 if arguments.quick else arguments.repeats
     long_length = 16384 if arguments.quick else arguments.long_length
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal((B, H, L, E)) for _ in range(3)]
     peak = matmul_peak(repeats)
     results = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()},
-               "matmul_peak_gflops": peak, "configurations": [], "long": []}
+               "blas": blas(), "matmul_peak_gflops": peak, "configurations": [], "long": []}
+    print(f"BLAS: {blas_text(results['blas'])}")
     print(f"float64 matmul peak (4096 x 4096, numpy/OpenBLAS, {os.cpu_count()} cores): {peak:.1f} GFLOP/s")
     for is_causal in (False, True):
         found, missing = peers(is_causal)
@@ -242,15 +317,13 @@ def main() -> None:
         where = profile(is_causal, repeats)
         print_profile(where, peak)
         results["configurations"][-1]["profile"] = where
-    for is_causal in (False, True):
+    for is_causal in () if arguments.no_long else (False, True):
         row = long_sequence(long_length, is_causal)
         results["long"].append(row)
         print(f"\nL=S={long_length} H=1 E=64 float64 {'causal' if is_causal else 'no mask'}: {row['seconds']:.1f} s, "
               f"peak RSS {row['peak_rss_mib']:.0f} MiB (of which {row['rss_before_call_mib']:.0f} MiB before the call; "
               f"the dense scores alone would take {row['dense_scores_gib']:.0f} GiB), finite: {row['finite']}")
-    if arguments.json:
-        with open(arguments.json, "w", encoding="utf-8") as handle:
-            json.dump(results, handle, indent=2)
+    return results
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from .backend import Backend
 from .kinds import case_from_json
 from .loading import adapter_for, resolve
-from .options import with_overrides
+from .options import DEFAULT_TIMEOUT, with_overrides
 from .profiles import profile as lookup_profile
 from .report.data import Report
 from .runner import Progress, run_backend
@@ -53,18 +53,36 @@ def backends_of(fn: Any, kind: str | None, arrays: str, declaration: dict[str, A
 
 def check(fn: Callable[..., Any] | Backend | str, kind: str | None = None, *, profile: str = "ci", seed: int = 0,
           clauses: list[str] | None = None, arrays: str = "numpy", name: str | None = None,
-          progress: Progress | None = None, **declaration: Any) -> Report:
-    """Check ``fn`` clause by clause and return the report (``report.conformant``, ``report.to_json()``, ...)."""
+          progress: Progress | None = None, isolation: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
+          jobs: int = 1, **declaration: Any) -> Report:
+    """Check ``fn`` clause by clause and return the report (``report.conformant``, ``report.to_json()``, ...).
+
+    ``isolation`` runs the backend in a worker process (None, the default: on POSIX systems), so that a
+    crash or a call longer than ``timeout`` seconds fails its case; ``False`` calls it here (for pdb).
+    ``jobs`` > 1 checks that many clauses at once in driver processes (spawned: a script that calls it
+    needs the ``if __name__ == "__main__":`` guard), with the verdicts of ``jobs=1``.
+    """
+    from .jobs import run_jobs
+
     lookup_profile(profile)
-    targets = [run_backend(backend, profile, seed, clauses, progress)
-               for backend in backends_of(fn, kind, arrays, declaration, name)]
+    if timeout < 0:
+        raise ValueError(f"timeout: expected a number of seconds >= 0, got {timeout!r}")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs: expected an integer >= 1, got {jobs!r}")
+    backends = backends_of(fn, kind, arrays, declaration, name)
+    if jobs > 1:
+        targets = run_jobs([(b, b.name) for b in backends], profile, seed, clauses, jobs, progress, isolation, timeout)
+    else:
+        targets = [run_backend(backend, profile, seed, clauses, progress, isolation=isolation, timeout=timeout)
+                   for backend in backends]
     return Report(targets, profile, seed, versions=versions())
 
 
 def replay(fn: Callable[..., Any] | Backend | str, kind: str | None = None, *, clause: str, case: str,
-           arrays: str = "numpy", name: str | None = None, **declaration: Any) -> Report:
+           arrays: str = "numpy", name: str | None = None, isolation: bool | None = None,
+           timeout: float = DEFAULT_TIMEOUT, **declaration: Any) -> Report:
     """Run the check of ``clause`` on the one case ``case`` (the JSON a failure report gives)."""
     parsed = case_from_json(case)
-    targets = [run_backend(backend, "quick", 0, [clause], replay=parsed)
+    targets = [run_backend(backend, "quick", 0, [clause], replay=parsed, isolation=isolation, timeout=timeout)
                for backend in backends_of(fn, kind or parsed.kind, arrays, declaration, name)]
     return Report(targets, "replay", 0, versions=versions())

@@ -9,7 +9,7 @@ the clause being checked and lets the run go on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -22,15 +22,30 @@ class BackendError(Exception):
     """The backend raised, or returned something other than an array of its own type."""
 
 
+class Recipe(NamedTuple):
+    """How a backend was loaded (the arguments of ``kqv.conformance.loading.resolve``), to load it again in a
+    worker process."""
+
+    target: str
+    kind: str
+    overrides: dict[str, Any]
+    arrays: str
+
+
 @dataclass
 class Backend:
-    """A callable following the ``declaration.kind`` contract, with the adapter of its array type."""
+    """A callable following the ``declaration.kind`` contract, with the adapter of its array type.
+
+    ``recipe`` is set when the backend was loaded from a target string; a worker process loads it
+    again from there instead of unpickling the function.
+    """
 
     name: str
     fn: Callable[..., Any]
     declaration: Declaration = field(default_factory=Declaration)
     adapter: Adapter = field(default_factory=NumpyAdapter)
     description: str = ""
+    recipe: Recipe | None = field(default=None, repr=False, compare=False)
 
     @property
     def kind(self) -> str:

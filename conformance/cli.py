@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "printed by a failure)")
     check.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE")
     check.add_argument("--markdown", metavar="FILE", help="write the report as Markdown to FILE")
-    RUN_OPTIONS["arrays"].add_to(check)
+    for name in ("arrays", "jobs", "isolation", "timeout"):
+        RUN_OPTIONS[name].add_to(check)
     _declaration_options(check)
     selfcheck = commands.add_parser("selfcheck", help="check the spec's derivations and the reference "
                                     "against the mpmath oracle and torch")
@@ -71,6 +72,7 @@ def _selfcheck(arguments: argparse.Namespace) -> int:
 def _check(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from rich.console import Console
 
+    from .jobs import available_cores
     from .loading import LoadError
     from .progress import reporter
     from .report.markdown import render
@@ -80,7 +82,8 @@ def _check(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     try:
         session = plan(arguments.targets, kind=arguments.kind, profile=arguments.profile, seed=arguments.seed,
                        clauses=arguments.clauses, overrides=from_namespace(arguments), arrays=arguments.arrays,
-                       replay=arguments.replay)
+                       replay=arguments.replay, isolation=arguments.isolation, timeout=arguments.timeout,
+                       jobs=arguments.jobs or available_cores())
     except (UsageError, LoadError) as error:
         parser.exit(2, f"kqv check: error: {error}\n")
     report = session.run(reporter())

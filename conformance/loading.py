@@ -8,6 +8,7 @@ is wrapped with a declaration from the caller's options. Anything that cannot be
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import importlib.util
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .adapters import NumpyAdapter, TorchAdapter
-from .backend import Backend
+from .backend import Backend, Recipe
 from .backends import BUILTINS, builtin
 from .declaration import Declaration
 from .options import ARRAYS, with_overrides
@@ -127,4 +128,4 @@ def resolve(target: str, kind: str | None = None, overrides: dict[str, Any] | No
         missing = backend.unavailable()
         if missing:
             raise LoadError(f"{target!r} cannot run here: {missing}")
-    return backends
+    return [dataclasses.replace(backend, recipe=Recipe(target, backend.kind, overrides, arrays)) for backend in backends]

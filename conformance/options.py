@@ -26,6 +26,7 @@ NOT_OPTIONS = ("kind", "conventions", "expected_failures")  # set on a Backend o
 CHOICES = {"masked_rows": MASKED_ROWS, "causal_alignment": CAUSAL_ALIGNMENTS, "accumulation": ACCUMULATIONS}
 ARRAYS = ("numpy", "torch")
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
+DEFAULT_TIMEOUT = 60.0  # seconds per call of the backend: far above any call kqv makes, short of "for ever"
 
 
 class OptionError(ValueError):
@@ -135,6 +136,17 @@ def integer(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds >= 0."""
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}") from None
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class RunOption:
     """An option of the run itself: the same name, choices and help on the command line and in pytest."""
@@ -144,16 +156,22 @@ class RunOption:
     default: Any = None
     choices: tuple[str, ...] | None = None
     type: Callable[[str], Any] | None = None
+    flag: bool = False  # ``--name`` and ``--no-name``
 
     def add_to(self, group: Any, prefix: str = "--") -> None:
         """Add it to argparse (``group.add_argument``) or pytest (``group.addoption``) as ``prefix + name``."""
         add = getattr(group, "addoption", None) or group.add_argument
+        dest = ("kqv_" if prefix == "--kqv-" else "") + self.name
+        if self.flag:
+            add(prefix + self.name, dest=dest, action=argparse.BooleanOptionalAction, default=self.default,
+                help=self.help)
+            return
         keywords: dict[str, Any] = {"default": self.default, "help": self.help}
         if self.choices is not None:
             keywords["choices"] = list(self.choices)
         if self.type is not None:
             keywords["type"] = self.type
-        add(prefix + self.name, dest=("kqv_" if prefix == "--kqv-" else "") + self.name, **keywords)
+        add(prefix + self.name, dest=dest, **keywords)
 
 
 RUN_OPTIONS: dict[str, RunOption] = {
@@ -163,6 +181,13 @@ RUN_OPTIONS: dict[str, RunOption] = {
                          "(nightly)", "ci", tuple(PROFILES)),
     "seed": RunOption("seed", "seed of the generated cases (default 0)", 0, None, integer(0)),
     "arrays": RunOption("arrays", "the array type a function target takes and returns (default numpy)", "numpy", ARRAYS),
+    "jobs": RunOption("jobs", "processes checking clauses at once (default: the cores available; the same "
+                      "verdicts as --jobs 1)", None, None, integer(1)),
+    "isolation": RunOption("isolation", "run each backend in a worker process, so that a crash or a hang fails the "
+                           "case that caused it and the run goes on (default on POSIX systems; --no-isolation calls "
+                           "it in this process, for pdb)", None, flag=True),
+    "timeout": RunOption("timeout", "seconds one call of the backend may take before it fails its case "
+                         f"(default {DEFAULT_TIMEOUT:g}; 0: no limit; with isolation only)", DEFAULT_TIMEOUT, None, seconds),
 }
 
 
@@ -197,4 +222,5 @@ def with_overrides(backend: Any, overrides: dict[str, Any]) -> Any:
     """
     if not overrides:
         return backend
-    return dataclasses.replace(backend, declaration=backend.declaration.replace(**overrides))
+    recipe = backend.recipe and backend.recipe._replace(overrides={**backend.recipe.overrides, **overrides})
+    return dataclasses.replace(backend, declaration=backend.declaration.replace(**overrides), recipe=recipe)

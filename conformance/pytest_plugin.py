@@ -4,11 +4,16 @@ Inert unless ``--kqv-target`` is given. Then ``pytest --kqv-target module:functi
 (in any directory, one without test files too) adds a test per clause the target's kind has, named
 ``kqv::<target>::<kind>::<clause id>``; a failure shows the clause, the shrunk counterexample and
 the command that replays it; an unsupported feature is a skip and a declared known departure an
-xfail, each with its reason. JUnit XML, ``-k``, ``-x`` and the rest of pytest work as usual.
+xfail, each with its reason. JUnit XML, ``-k``, ``-x`` and the rest of pytest work as usual, and so
+does pytest-xdist (``pytest -n auto``): each clause draws its cases from the seed, the clause and the
+dtype alone, so a test gives the same verdict in whichever worker runs it, and the conventions each
+test observed travel to the controller's summary as a user property. Each backend runs in a worker
+process forked for the session (``--kqv-no-isolation``: in pytest's own process).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -21,7 +26,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kqv-target", action="append", default=[], metavar="TARGET",
                     help="a built-in backend, module:function or path/to/file.py:function to check (repeatable)")
     for option in RUN_OPTIONS.values():
-        option.add_to(group, prefix="--kqv-")
+        if option.name != "jobs":  # pytest-xdist spreads the clauses: pytest -n auto
+            option.add_to(group, prefix="--kqv-")
     group.addoption("--kqv-declare", action="append", default=[], metavar="NAME=VALUE",
                     help="a declaration field, e.g. masked_rows=nan, dtypes=float32,float16, float_mask=false, gqa=true "
                          "(repeatable; the fields of kqv.conformance.Declaration)")
@@ -46,10 +52,39 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         config._kqv_plan = plan(targets, kind=config.getoption("kqv_kind"), profile=config.getoption("kqv_profile"),
                                 seed=config.getoption("kqv_seed"), overrides=_declarations(config),
-                                arrays=config.getoption("kqv_arrays"))
+                                arrays=config.getoption("kqv_arrays"), isolation=config.getoption("kqv_isolation"),
+                                timeout=config.getoption("kqv_timeout"))
     except (UsageError, LoadError) as error:
         raise pytest.UsageError(f"kqv: {error}") from None
     config._kqv_reports = []
+    config.pluginmanager.register(_Conventions(config), "kqv-conventions")
+
+
+class _Conventions:
+    """Gathers the conventions each clause's test reports (here or in a pytest-xdist worker)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == "kqv_conventions" and report.when == "call":
+                self.config._kqv_reports.append(json.loads(value))
+
+
+def _executor(config: pytest.Config, backend):
+    """One executor (one worker process) per backend for the whole session, not one per clause."""
+    from .executors import executor_for
+
+    executors = config.__dict__.setdefault("_kqv_executors", {})
+    if id(backend) not in executors:
+        executors[id(backend)] = executor_for(backend, config._kqv_plan.isolation, config._kqv_plan.timeout)
+    return executors[id(backend)]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for executor in config.__dict__.get("_kqv_executors", {}).values():
+        executor.close()
 
 
 class ClauseFailed(Exception):
@@ -70,8 +105,11 @@ class ClauseItem(pytest.Item):
         from .links import clause_url
         from .runner import run_backend
 
-        report = run_backend(self.backend, self.plan.profile, self.plan.seed, [self.clause], origin=self.origin)
-        self.config._kqv_reports.append(report)
+        report = run_backend(self.backend, self.plan.profile, self.plan.seed, [self.clause], origin=self.origin,
+                             executor=_executor(self.config, self.backend))
+        # a property travels with the test's report, to pytest-xdist's controller too
+        self.user_properties.append(("kqv_conventions", json.dumps(
+            {"target": report.target, "kind": report.kind, "conventions": report.conventions})))
         result = report.clauses[0]
         if result.status == "skipped":
             pytest.skip(result.message)
@@ -116,8 +154,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     terminalreporter.section("kqv conventions")
     seen: dict[tuple[str, str], dict] = {}
     for report in reports:
-        found = seen.setdefault((report.target, report.kind), {})
-        for name, entry in report.conventions.items():
+        found = seen.setdefault((report["target"], report["kind"]), {})
+        for name, entry in report["conventions"].items():
             if entry.get("source") != "undeclared" or name not in found:
                 found[name] = entry
     for (target, kind), conventions in seen.items():

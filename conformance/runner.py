@@ -5,13 +5,16 @@ draws up to ``profile.examples`` cases, then a few at tile boundaries (seeded by
 and the dtype, no example database, so a run is repeatable and each clause draws the same cases
 whatever runs before it); a failure is shrunk to the smallest case and reported with the case, its
 arrays and a command that replays exactly that case. A backend that raises or returns garbage fails
-that clause only; the run goes on to the next clause.
+that clause only; the run goes on to the next clause. The backend itself runs where its executor
+puts it (:mod:`kqv.conformance.executors`: a worker process by default), so that one that crashes
+or hangs fails the case that caused it; hypothesis and the shrinking stay here.
 """
 
 from __future__ import annotations
 
 import time
 import zlib
+from collections import Counter
 from typing import Callable
 
 import numpy as np
@@ -23,15 +26,21 @@ from kqv.spec import clause as lookup
 
 from .backend import Backend
 from .checks import Check, CheckFailure, Context, checks_for
+from .declaration import Declaration
 from .dtypes import bfloat16_missing
+from .executors import Executor, Outcome, executor_for, where
+from .executors.capture import Captured
 from .kinds import KINDS, masked_rows
 from .kinds.base import Case
+from .options import DEFAULT_TIMEOUT
 from .profiles import Profile, profile as lookup_profile
 from .report.data import ClauseResult, DtypeResult, TargetReport
 
 Progress = Callable[[str, dict], None]
 
 ARRAY_PRINT_LIMIT = 64  # arrays with more elements are summarised, the case rebuilds them exactly
+FATAL_CASES = {"crashed": 25, "hung": 1}  # per check and dtype, shrinking included: each hang costs the timeout
+TARGET_DEATHS = 200  # workers a target may lose before each check and dtype gets one fatal case only
 
 
 def selected_checks(kind: str, clauses: list[str] | None) -> list[Check]:
@@ -78,34 +87,41 @@ def case_seed(seed: int, clause: str, dtype: str | None, tiles: bool = False) ->
     return zlib.crc32(f"{seed}:{clause}:{dtype}:{'tiles' if tiles else ''}".encode())
 
 
-def explore(check: Check, backend: Backend, dtype: str | None, profile: Profile, seed: int,
-            context: Context) -> tuple[str, str, int, Case | None]:
+def explore(check: Check, executor: Executor, declaration: Declaration, dtype: str | None, profile: Profile,
+            seed: int, context: Context, captured: Captured) -> tuple[str, str, int, Case | None]:
     """Run one check at one dtype: ``(status, message, examples, shrunk case or None)``.
 
     A check judged against the reference that passes draws ``profile.tile_examples`` more cases with
     a length or a width at a tile boundary (:meth:`Profile.at_tiles`, clause ``attention.tile-boundaries``).
+    What each case observed goes into ``context``, what the backend printed and warned into ``captured``.
     """
-    outcome = _explore(check, backend, dtype, profile, seed, context)
+    outcome = _explore(check, executor, declaration, dtype, profile, seed, context, captured)
     if outcome[0] == "passed" and check.numeric and profile.tile_examples and not profile.tiles:
-        tiles = _explore(check, backend, dtype, profile.at_tiles(), seed, context)
+        tiles = _explore(check, executor, declaration, dtype, profile.at_tiles(), seed, context, captured)
         return tiles[0], tiles[1], outcome[2] + tiles[2], tiles[3]
     return outcome
 
 
-def _explore(check: Check, backend: Backend, dtype: str | None, profile: Profile, seed: int,
-             context: Context) -> tuple[str, str, int, Case | None]:
-    strategy = check.strategy(backend.declaration, dtype, profile)
+def _explore(check: Check, executor: Executor, declaration: Declaration, dtype: str | None, profile: Profile,
+             seed: int, context: Context, captured: Captured) -> tuple[str, str, int, Case | None]:
+    strategy = check.strategy(declaration, dtype, profile)
     failures: list[tuple[Case, CheckFailure]] = []
     examples = [0]
+    fatal: dict[str, Outcome] = {}  # the cases that killed or hung the worker, by their JSON
+    limits = FATAL_CASES if executor.deaths < TARGET_DEATHS else {how: 1 for how in FATAL_CASES}
 
     def attempt(case):
+        key = case.to_json()
+        if _exhausted(fatal, limits) and key not in fatal:
+            return  # enough workers lost: the shrinking stops at the smallest fatal case so far
         examples[0] += 1
-        try:
-            with np.errstate(all="ignore"):
-                check.run(backend, case, context)
-        except CheckFailure as failure:
+        outcome = fatal.get(key) or _absorbed(executor.run(check, case), context, captured)
+        if outcome.fatal:
+            fatal[key] = outcome
+        if outcome.status == "failed":
+            failure = outcome.failure()
             failures.append((case, failure))
-            raise
+            raise failure
 
     test = seeded(case_seed(seed, check.clause, dtype, profile.tiles))(settings(
         max_examples=check.examples_in(profile), deadline=None, database=None, derandomize=False,
@@ -116,7 +132,7 @@ def _explore(check: Check, backend: Backend, dtype: str | None, profile: Profile
         test()
     except CheckFailure:
         case, failure = failures[-1]  # hypothesis replays the shrunk case last
-        return "failed", failure.explained(), examples[0], case
+        return "failed", failure.explained() + _stopped(fatal, limits), examples[0], case
     except Flaky:
         case, failure = failures[-1]
         return "failed", f"{failure.explained()} (this failure did not repeat when the case was replayed: the backend " \
@@ -124,14 +140,34 @@ def _explore(check: Check, backend: Backend, dtype: str | None, profile: Profile
     return "passed", "", examples[0], None
 
 
-def replay_case(check: Check, backend: Backend, case: Case, context: Context) -> tuple[str, str]:
-    """Run one check on one given case (no generation, no shrinking)."""
-    try:
-        with np.errstate(all="ignore"):
-            check.run(backend, case, context)
-    except CheckFailure as failure:
-        return "failed", failure.explained()
+def _exhausted(fatal: dict[str, Outcome], limits: dict[str, int]) -> bool:
+    return any(sum(o.fatal == how for o in fatal.values()) >= limit for how, limit in limits.items())
+
+
+def _stopped(fatal: dict[str, Outcome], limits: dict[str, int]) -> str:
+    if not _exhausted(fatal, limits):
+        return ""
+    if any(o.fatal == "hung" for o in fatal.values()):
+        return " (not shrunk further: each try of a case that hangs costs the whole timeout)"
+    return f" (shrinking stopped after {len(fatal)} cases that killed the worker process: a smaller case may show " \
+           f"it too)"
+
+
+def replay_case(check: Check, executor: Executor, case: Case, context: Context,
+                captured: Captured) -> tuple[str, str]:
+    """Run one check on one given case: ``(status, message)``."""
+    outcome = _absorbed(executor.run(check, case), context, captured)
+    if outcome.status == "failed":
+        return "failed", outcome.failure().explained()
     return "passed", ""
+
+
+def _absorbed(outcome: Outcome, context: Context, captured: Captured) -> Outcome:
+    """The outcome, once what it observed is in ``context`` and what it printed in ``captured``."""
+    for name, records in outcome.observations.items():
+        context.observations.setdefault(name, []).extend(records)
+    captured.counts.update(outcome.captured.counts)
+    return outcome
 
 
 def _reproduce(origin: str, kind: str, clause_id: str, case: Case) -> str:
@@ -159,12 +195,28 @@ def _conventions(backend: Backend, context: Context) -> dict[str, dict[str, str]
 
 
 def run_backend(backend: Backend, profile: str | Profile = "ci", seed: int = 0, clauses: list[str] | None = None,
-                progress: Progress | None = None, origin: str | None = None, replay: Case | None = None) -> TargetReport:
+                progress: Progress | None = None, origin: str | None = None, replay: Case | None = None,
+                isolation: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
+                executor: Executor | None = None) -> TargetReport:
     """Check ``backend`` clause by clause and return its :class:`TargetReport`.
 
     ``origin`` is how the target was named on the command line (for the reproduce command);
-    ``replay`` runs the selected checks on that one case instead of drawing cases.
+    ``replay`` runs the selected checks on that one case instead of drawing cases. ``isolation``
+    runs the backend in a worker process (None: wherever the system allows it), with ``timeout``
+    seconds per call (0: none); without it, in this process. An ``executor`` given is used (and left
+    open) instead.
     """
+    if executor is not None:
+        return _run(backend, executor, profile, seed, clauses, progress, origin, replay)
+    executor = executor_for(backend, isolation, timeout)
+    try:
+        return _run(backend, executor, profile, seed, clauses, progress, origin, replay)
+    finally:
+        executor.close()
+
+
+def _run(backend: Backend, executor: Executor, profile: str | Profile, seed: int, clauses: list[str] | None,
+         progress: Progress | None, origin: str | None, replay: Case | None) -> TargetReport:
     profile = lookup_profile(profile) if isinstance(profile, str) else profile
     checks = selected_checks(backend.kind, clauses)
     origin = origin or backend.name
@@ -176,6 +228,7 @@ def run_backend(backend: Backend, profile: str | Profile = "ci", seed: int = 0, 
     contexts: dict[str, Context] = {}
     for check in checks:
         context = contexts.setdefault(check.clause, Context())
+        captured = Captured()
         result = ClauseResult(check.clause, [])
         reason = check.skip_reason(declaration)
         dtypes: list[str | None] = list(declaration.dtypes) if check.per_dtype else [None]
@@ -189,10 +242,11 @@ def run_backend(backend: Backend, profile: str | Profile = "ci", seed: int = 0, 
                 continue
             case = None
             if replay is not None:
-                status, message = replay_case(check, backend, replay, context)
+                status, message = replay_case(check, executor, replay, context, captured)
                 examples, case = 1, (replay if status == "failed" else None)
             else:
-                status, message, examples, case = explore(check, backend, dtype, profile, seed, context)
+                status, message, examples, case = explore(check, executor, declaration, dtype, profile, seed, context,
+                                                          captured)
             known = declaration.expected_failure(check.clause, dtype) if dtype else \
                 next((f for f in declaration.expected_failures if f.clause == check.clause), None)
             if known is not None:
@@ -215,17 +269,22 @@ def run_backend(backend: Backend, profile: str | Profile = "ci", seed: int = 0, 
                 result.reproduce = f"kqv check {origin} --kind {backend.kind} --clause {check.clause} " \
                                    f"--profile {profile.name} --seed {seed}"
         result.message = _summary(result)
+        result.printed = dict(captured.counts)
         results.append(_merge(results, result))
         notify("clause", {"target": backend.name, "clause": check.clause, "status": result.status})
-    merged = list({r.clause: r for r in results}.values())
-    foundations = {check.clause for check in checks_for(backend.kind) if check.foundation}
-    broken = [r.clause for r in merged if r.clause in foundations and r.status == "failed"]
-    for result in merged:
-        if result.status == "failed" and result.clause not in foundations:
-            result.may_follow_from = broken
+    merged = link_foundations(backend.kind, list({r.clause: r for r in results}.values()))
     return TargetReport(backend.name, backend.kind, merged, _conventions(backend, contexts.get(
         "mask.fully-masked-row", Context())), backend.description, declaration.dtypes, time.perf_counter() - started,
-        declaration.variants)
+        declaration.variants, where(executor))
+
+
+def link_foundations(kind: str, results: list[ClauseResult]) -> list[ClauseResult]:
+    """Mark each failure that may only follow from a failed foundation clause of ``kind`` (``may_follow_from``)."""
+    foundations = {check.clause for check in checks_for(kind) if check.foundation}
+    broken = [r.clause for r in results if r.clause in foundations and r.status == "failed"]
+    for result in results:
+        result.may_follow_from = broken if result.status == "failed" and result.clause not in foundations else []
+    return results
 
 
 def _merge(results: list[ClauseResult], result: ClauseResult) -> ClauseResult:
@@ -236,6 +295,7 @@ def _merge(results: list[ClauseResult], result: ClauseResult) -> ClauseResult:
     earlier.dtypes.extend(result.dtypes)
     earlier.counterexample = earlier.counterexample or result.counterexample
     earlier.reproduce = earlier.reproduce or result.reproduce
+    earlier.printed = dict(Counter(earlier.printed) + Counter(result.printed))
     earlier.message = _summary(earlier)
     return earlier
 

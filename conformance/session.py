@@ -8,17 +8,19 @@ are not disguised as usage errors.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from kqv.spec import clause as lookup_clause
 
-from .backend import Backend
+from .backend import Backend, Recipe
 from .backends import BUILTINS, builtin
 from .checks import checks_for
 from .kinds import Case, case_from_json
 from .loading import LoadError, resolve
-from .options import command_words, with_overrides
+from .executors import isolation_available
+from .options import DEFAULT_TIMEOUT, command_words, with_overrides
 from .profiles import profile as lookup_profile
 from .report.data import Report, Unavailable
 from .runner import Progress, run_backend, selected_checks
@@ -36,12 +38,21 @@ class Plan:
     clauses: list[str] | None = None
     replay: Case | None = None
     unavailable: list[Unavailable] = field(default_factory=list)
+    isolation: bool | None = None  # None: wherever the system allows it
+    timeout: float = DEFAULT_TIMEOUT
+    jobs: int = 1  # driver processes checking clauses at once
 
     def run(self, progress: Progress | None = None) -> Report:
         from .api import versions
+        from .jobs import run_jobs
 
-        targets = [run_backend(backend, self.profile, self.seed, self.clauses, progress, origin, self.replay)
-                   for backend, origin in self.backends]
+        if self.jobs > 1 and self.replay is None:
+            targets = run_jobs(self.backends, self.profile, self.seed, self.clauses, self.jobs, progress,
+                               self.isolation, self.timeout)
+        else:
+            targets = [run_backend(backend, self.profile, self.seed, self.clauses, progress, origin, self.replay,
+                                   self.isolation, self.timeout)
+                       for backend, origin in self.backends]
         return Report(targets, "replay" if self.replay else self.profile, self.seed, self.unavailable, versions())
 
 
@@ -54,7 +65,8 @@ def _command_words(target: str, overrides: dict[str, Any], arrays: str) -> str:
 
 def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", seed: int = 0,
          clauses: list[str] | None = None, overrides: dict[str, Any] | None = None, arrays: str = "numpy",
-         replay: str | None = None) -> Plan:
+         replay: str | None = None, isolation: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
+         jobs: int = 1) -> Plan:
     """Resolve and validate a session; raises :class:`UsageError` or ``LoadError`` naming the problem."""
     overrides = overrides or {}
     for clause_id in clauses or ():
@@ -87,7 +99,8 @@ def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", se
                     unavailable.append(Unavailable(name, backend_kind, missing))
                     continue
                 try:
-                    backend = with_overrides(backend, overrides)
+                    backend = dataclasses.replace(with_overrides(backend, overrides),
+                                                  recipe=Recipe(name, backend_kind, overrides, "numpy"))
                 except (TypeError, ValueError) as error:
                     raise UsageError(str(error)) from None
                 chosen.append((backend, _command_words(name, overrides, "numpy")))
@@ -116,7 +129,15 @@ def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", se
         lookup_profile(profile)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return Plan(chosen, profile, seed, clauses, case, unavailable)
+    if isolation:
+        missing = isolation_available()
+        if missing:
+            raise UsageError(f"--isolation: {missing}")
+    if timeout < 0:
+        raise UsageError(f"--timeout: expected a number of seconds >= 0, got {timeout!r}")
+    if jobs < 1:
+        raise UsageError(f"--jobs: expected an integer >= 1, got {jobs!r}")
+    return Plan(chosen, profile, seed, clauses, case, unavailable, isolation, timeout, jobs)
 
 
 def run_session(targets: list[str], progress: Progress | None = None, **options: Any) -> Report:

@@ -65,6 +65,10 @@ nitpick_ignore = [
     ("py:class", "mpmath.mpf"),
     ("py:class", "numpy.random._generator.Generator"),
     ("py:class", "argparse.Namespace"),
+    ("py:class", "collections.Counter"),
+    ("py:class", "warnings.WarningMessage"),
+    ("py:class", "multiprocessing.connection.Connection"),
+    ("py:class", "hypothesis.strategies.SearchStrategy"),
 ]
 
 # matplotlib plot directive: small PNGs, no source links or extra formats.

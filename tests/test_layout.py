@@ -77,3 +77,12 @@ def test_a_circle_would_be_found() -> None:
     graph = {"report": {"markdown"}, "markdown": {"matrix"}, "matrix": {"report"}}
     with pytest.raises(graphlib.CycleError):
         tuple(graphlib.TopologicalSorter(graph).static_order())
+
+
+def test_every_package_is_installed() -> None:
+    """A folder with an ``__init__.py`` that pyproject.toml does not list would be missing from a wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    folders = {_module_name(path) for folder in PACKAGES for path in (ROOT / folder).rglob("__init__.py")}
+    assert folders - listed == set()

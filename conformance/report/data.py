@@ -60,6 +60,7 @@ class ClauseResult:
     counterexample: str | None = None
     reproduce: str | None = None
     may_follow_from: list[str] = field(default_factory=list)  # failed foundation clauses that may explain this one
+    printed: dict[str, int] = field(default_factory=dict)  # what the backend printed or warned, and how often
 
     @property
     def status(self) -> str:
@@ -75,6 +76,7 @@ class ClauseResult:
                 "statement": spec.statement, "link": clause_url(self.clause),
                 "dtypes": [d.to_dict() for d in self.dtypes], "counterexample": self.counterexample,
                 "reproduce": self.reproduce, "may_follow_from": self.may_follow_from,
+                "printed": [{"text": text, "count": count} for text, count in self.printed.items()],
                 "seconds": round(self.seconds, 3)}
 
 
@@ -90,6 +92,7 @@ class TargetReport:
     dtypes: tuple[str, ...] = ()
     seconds: float = 0.0
     variants: tuple[str, ...] = ()  # the variants of the sdpa contract the backend declares
+    ran_in: str = ""  # "a worker process", or "this process" and why
 
     @property
     def conformant(self) -> bool:
@@ -101,7 +104,7 @@ class TargetReport:
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "kind": self.kind, "conformant": self.conformant,
                 "description": self.description, "dtypes": list(self.dtypes), "variants": list(self.variants),
-                "conventions": self.conventions,
+                "conventions": self.conventions, "ran_in": self.ran_in,
                 "counts": self.counts(), "seconds": round(self.seconds, 3),
                 "clauses": [result.to_dict() for result in self.clauses]}
 

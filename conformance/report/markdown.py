@@ -48,4 +48,10 @@ def render(report: Report) -> str:
             lines += ["Counterexample (shrunk):", "", "```", result.counterexample, "```", ""]
         if result.reproduce:
             lines += ["Reproduce:", "", "```bash", result.reproduce, "```", ""]
+    printed = [(t, r, text, count) for t in report.targets for r in t.clauses for text, count in r.printed.items()]
+    if printed:
+        lines += ["## Printed or warned by the backends", "", "| target | clause | times | message |", "|---|---|---|---|"]
+        lines += [f"| {t.target} | `{r.clause}` | {count} | `{text.replace('|', '/').replace('`', chr(39))}` |"
+                  for t, r, text, count in printed]
+        lines.append("")
     return "\n".join(lines)

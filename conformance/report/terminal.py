@@ -21,6 +21,26 @@ def _status(status: str) -> Text:
     return Text(SYMBOLS.get(status, status), style=STYLES.get(status, ""))
 
 
+PRINTED_SHOWN = 3  # distinct messages per clause on the terminal; the JSON has them all
+
+
+def _printed(report: Report, console: Console) -> None:
+    """What the backends printed or warned, once per distinct message and clause, with its count."""
+    table = Table(title="printed or warned by the backends (each distinct message once)", title_justify="left")
+    for column in ("target", "clause", "times", "message"):
+        table.add_column(column, justify="right" if column == "times" else "left")
+    for target in report.targets:
+        for result in target.clauses:
+            messages = sorted(result.printed.items(), key=lambda item: -item[1])
+            for text, count in messages[:PRINTED_SHOWN]:
+                table.add_row(target.target, result.clause, str(count), escape(text))
+            if len(messages) > PRINTED_SHOWN:
+                table.add_row(target.target, result.clause, "", f"[dim]and {len(messages) - PRINTED_SHOWN} more "
+                              f"(--json has them all)[/dim]")
+    if table.row_count:
+        console.print(table)
+
+
 def show(report: Report, console: Console) -> None:
     """Print the whole report."""
     for kind in kinds(report):
@@ -57,6 +77,10 @@ def show(report: Report, console: Console) -> None:
             style = "red" if result.status == "failed" else "yellow"
             console.print(Panel("\n".join(body), title=f"{result.status.upper()} {target.target} ({target.kind}): "
                                 f"{result.clause}, {escape(spec.title)}", title_align="left", border_style=style))
+    _printed(report, console)
+    for target in report.targets:
+        if target.ran_in.startswith("this process ("):
+            console.print(f"[dim]{escape(target.target)} ({target.kind}) ran in {escape(target.ran_in)}[/dim]")
     for missing in report.unavailable:
         console.print(f"[dim]not checked: {missing.target} ({missing.kind}): {escape(missing.reason)}[/dim]")
     summary = ", ".join(f"{t.target} ({t.kind}) {'conformant' if t.conformant else 'NOT conformant'} in "
