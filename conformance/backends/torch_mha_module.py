@@ -18,7 +18,10 @@ every query row of an entry (a padding mask) goes in as ``key_padding_mask (B, S
 Measured with torch 2.13: a row whose every key is masked gives zeros on the
 ``scaled_dot_product_attention`` path (``need_weights=False``), NaN when the weights are computed
 (``need_weights=True``) and NaN on the eval fast path, so the ``eval`` form's convention depends
-on whether the call is self-attention (a known departure from ``mask.fully-masked-row``).
+on whether the call is self-attention (a known departure from ``mask.fully-masked-row``). On the
+``need_weights=True`` path at bfloat16, ``torch.bmm`` on the CPU spreads those NaN rows into rows
+that keep keys (found by ``kqv check --profile ci --seed 1``: L = S = 37, B = 3, one head), a
+second departure from the same clause, declared for that dtype.
 """
 
 from __future__ import annotations
@@ -94,8 +97,14 @@ PATH_DEPENDENT = ExpectedFailure(
     "the eval fast path (self-attention with one tensor as query, key and value): the convention depends on the call")
 
 
+BMM_SPREADS_NAN = ExpectedFailure(
+    "mask.fully-masked-row", "at bfloat16 on the CPU, torch.bmm (weights times values on the need_weights=True path) "
+    "carries the NaN of a fully masked row into other rows of its output: 48 of 54 clean rows for a (3, 37, 37) by "
+    "(3, 37, 1) product with every other row NaN, none at float32", dtypes=("bfloat16",))
+
+
 def backend(name: str, device: str = "cpu") -> Backend:
-    expected = (PATH_DEPENDENT,) if name == "eval" else ()
+    expected = {"eval": (PATH_DEPENDENT,), "eval-weights": (BMM_SPREADS_NAN,)}.get(name, ())
     declaration = Declaration(
         kind="mha", dtypes=DTYPES, device=device, heads_split_model=True, value_width=False,
         causal_alignment="top-left", expected_failures=expected,
