@@ -21,6 +21,7 @@ from typing import Any
 from .backend import Backend
 from .executors import Executor, IsolationError, executor_for
 from .executors.isolated import payload_of
+from .kinds import masked_rows
 from .options import DEFAULT_TIMEOUT
 from .report.data import TargetReport
 from .runner import Progress, link_foundations, run_backend, selected_checks
@@ -60,7 +61,7 @@ def _joined(backend: Backend, parts: list[TargetReport]) -> TargetReport:
     """The reports of one target's clauses, one per task, as the report of one serial run."""
     clauses = link_foundations(backend.kind, [result for part in parts for result in part.clauses])
     first = parts[0]
-    observed = next((p.conventions for p in parts if any(r.clause == "mask.fully-masked-row" for r in p.clauses)),
+    observed = next((p.conventions for p in parts if any(r.clause == masked_rows.CLAUSE for r in p.clauses)),
                     first.conventions)
     return TargetReport(first.target, first.kind, clauses, observed, first.description, first.dtypes,
                         sum(p.seconds for p in parts), first.variants, first.ran_in)

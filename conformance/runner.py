@@ -274,7 +274,7 @@ def _run(backend: Backend, executor: Executor, profile: str | Profile, seed: int
         notify("clause", {"target": backend.name, "clause": check.clause, "status": result.status})
     merged = link_foundations(backend.kind, list({r.clause: r for r in results}.values()))
     return TargetReport(backend.name, backend.kind, merged, _conventions(backend, contexts.get(
-        "mask.fully-masked-row", Context())), backend.description, declaration.dtypes, time.perf_counter() - started,
+        masked_rows.CLAUSE, Context())), backend.description, declaration.dtypes, time.perf_counter() - started,
         declaration.variants, where(executor))
 
 

@@ -102,8 +102,12 @@ class Isolated:
         code = self.zygote.wait(self.pid)
         self.connection.close()
         self.connection = self.pid = None
-        self.deaths += 1
         return code
+
+    def _died(self, kill: bool) -> int | None:
+        """Reap a worker lost to a crash (or, with ``kill``, to a hang) and count it."""
+        self.deaths += 1
+        return self._ended(kill)
 
     def _receive(self) -> tuple:
         """The worker's reply; ``("call",)`` notes restart the clock. Raises :class:`WorkerDied` with the reason."""
@@ -115,13 +119,13 @@ class Isolated:
                 try:
                     message = self.connection.recv()
                 except (EOFError, OSError):
-                    raise WorkerDied(f"the backend killed its worker process: {death(self._ended(False))}",
+                    raise WorkerDied(f"the backend killed its worker process: {death(self._died(False))}",
                                      "crashed") from None
                 if message[0] == "call":
                     deadline = None if self.timeout <= 0 else time.monotonic() + self.timeout
                     continue
                 return message
-            self._ended(True)
+            self._died(True)
             raise WorkerDied(f"the backend did not return within {self.timeout:g} s (the per-call timeout, "
                              f"--timeout); kqv killed its worker process", "hung")
 
@@ -164,4 +168,3 @@ class Isolated:
         if self.connection is not None:
             self.connection.close()  # the worker ends at EOF
             self._ended(False)
-            self.deaths -= 1

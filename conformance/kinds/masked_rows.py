@@ -14,6 +14,7 @@ from ..compare import mismatch
 from ..declaration import MASKED_ROWS, Declaration
 from ..messages import masked_rows_declared, masked_rows_inconsistent, masked_rows_unknown
 
+CLAUSE = "mask.fully-masked-row"  # the clause whose observations give the convention the report shows
 OBSERVATION = "masked_rows"
 
 
