@@ -72,7 +72,7 @@ def _selfcheck(arguments: argparse.Namespace) -> int:
 def _check(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from rich.console import Console
 
-    from .jobs import available_cores
+    from .threads import available_cores
     from .loading import LoadError
     from .progress import reporter
     from .report.markdown import render

@@ -23,6 +23,7 @@ MASKED_ROWS = ("zeros", "nan", "uniform")
 CAUSAL_ALIGNMENTS = ("top-left", "bottom-right")
 ACCUMULATIONS = ("float32", "dtype")
 BATCH_DIMS = (0, 1, 2)
+MIN_SHAPES = 4  # a budget of shapes holds two small ones and two at tile boundaries (kinds/sdpa/shapes.py)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,9 @@ class Declaration:
                                            "(undeclared: top-left)", default=None)
     accumulation: str = _option("precision of the sums (dot products, softmax sums) for float16/bfloat16: float32 "
                                 "(at least float32) or dtype (the storage dtype itself)", default="float32")
+    shapes: int = _option("sdpa: at most this many shapes of query, key and value per dtype in a run, for kernels "
+                          "that compile once per shape (XLA, torch.compile, Triton); values, masks and options still "
+                          f"vary (0: no budget; else at least {MIN_SHAPES})", default=0)
     heads_split_model: bool = _option("mha: needs num_heads * d_k = num_heads * d_v = d_model, as "
                                       "torch.nn.MultiheadAttention does", default=False)
     biases: bool = _option("mha: accepts the biases b_q, b_k, b_v, b_o", default=True)
@@ -117,6 +121,12 @@ class Declaration:
         if self.causal_alignment is not None:
             _choice("causal_alignment", self.causal_alignment, CAUSAL_ALIGNMENTS)
         _choice("accumulation", self.accumulation, ACCUMULATIONS)
+        if isinstance(self.shapes, bool) or not isinstance(self.shapes, int) or 0 < self.shapes < MIN_SHAPES \
+                or self.shapes < 0:
+            raise ValueError(f"shapes: expected 0 (no budget) or an integer >= {MIN_SHAPES}, got {self.shapes!r}")
+        if self.shapes and self.kind != "sdpa":
+            raise ValueError(f"shapes: a budget of shapes applies to kind sdpa (its cases draw their sizes from it), "
+                             f"not {self.kind}, whose strategy draws sizes freely; leave shapes=0")
         conventions = dict(self.conventions) if not isinstance(self.conventions, dict) else self.conventions
         object.__setattr__(self, "conventions", tuple((str(k), str(v)) for k, v in conventions.items()))
         failures = tuple(self.expected_failures)

@@ -6,13 +6,14 @@ the tasks it gets, and runs the clause with :func:`~kqv.conformance.runner.run_b
 is seeded per clause and dtype (:func:`~kqv.conformance.runner.case_seed`), so a clause draws the
 same cases whichever driver runs it and whatever ran before; the parent puts the clauses back in
 the order of a serial run. A backend that cannot travel to another process is checked here, serially.
+Each driver, and the worker process it starts, may use ``cores // N`` threads
+(:mod:`kqv.conformance.threads`).
 """
 
 from __future__ import annotations
 
 import atexit
 import multiprocessing
-import os
 import pickle
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -25,16 +26,9 @@ from .kinds import masked_rows
 from .options import DEFAULT_TIMEOUT
 from .report.data import TargetReport
 from .runner import Progress, link_foundations, run_backend, selected_checks
+from .threads import available_cores, limit, share
 
 _EXECUTORS: dict[bytes, tuple[Backend, Executor]] = {}  # in a driver process: one per backend
-
-
-def available_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _close_executors() -> None:
@@ -91,7 +85,10 @@ def run_jobs(backends: list[tuple[Backend, str]], profile: str, seed: int, claus
             notify("target", {"target": backend.name, "kind": backend.kind,
                               "checks": sum(task[0] == index for task in tasks)})
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads of torch or JAX forked
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context) as pool:
+    drivers = min(jobs, len(tasks))
+    # Each driver and the worker it starts get their share of the cores (kqv.conformance.threads).
+    with ProcessPoolExecutor(max_workers=drivers, mp_context=context, initializer=limit,
+                             initargs=(share(drivers),)) as pool:
         futures = {pool.submit(_drive, payload, backends[index][1], clause, profile, seed, isolation, timeout):
                    (index, clause) for index, clause, payload in tasks}
         for future in as_completed(futures):

@@ -49,7 +49,7 @@ class Option:
     """One declaration field as an option: ``parse`` reads its text, ``words`` writes its value back."""
 
     name: str
-    kind: str  # "bool", "choice", "names" (comma-separated) or "integers" (comma-separated)
+    kind: str  # "bool", "choice", "count" (an integer >= 0), "names" or "integers" (both comma-separated)
     help: str
     default: Any
     choices: tuple[str, ...] | None = None
@@ -71,6 +71,10 @@ class Option:
                 return _integers(text)
             except OptionError as error:
                 raise OptionError(f"{self.name}: {error}") from None
+        if self.kind == "count":
+            if not text.strip().isdigit():
+                raise OptionError(f"{self.name}: expected an integer >= 0, got {text!r}")
+            return int(text)
         if self.choices is not None and text not in self.choices:
             raise OptionError(f"{self.name}: expected one of {', '.join(self.choices)}, got {text!r}")
         return text
@@ -87,7 +91,7 @@ class Option:
             group.add_argument(self.flag, dest=self.name, action=argparse.BooleanOptionalAction, default=None,
                                help=f"declare {self.name}=True or False (default {self.default}: {self.help})")
             return
-        metavar = {"names": "D1,D2", "integers": "N1,N2"}.get(self.kind)
+        metavar = {"names": "D1,D2", "integers": "N1,N2", "count": "N"}.get(self.kind)
         help_text = self.help
         if self.name == "dtypes":
             help_text = f"{self.help}, from {', '.join(DTYPES)} (default {','.join(self.default)})"
@@ -96,7 +100,7 @@ class Option:
 
 
 def _argparse_type(option: Option) -> Callable[[str], Any] | None:
-    if option.kind not in ("names", "integers"):
+    if option.kind not in ("names", "integers", "count"):
         return None
 
     def parse(text: str) -> Any:
@@ -115,6 +119,8 @@ def _option(name: str, item: dataclasses.Field) -> Option:
         kind = "integers"
     elif name == "dtypes":
         kind = "names"
+    elif item.type == "int":
+        kind = "count"
     else:
         kind = "choice"
     return Option(name, kind, item.metadata["help"], default, CHOICES.get(name))

@@ -51,6 +51,13 @@ class Profile:
     max_tile_width: int = 0  # the largest width boundary drawn (E, Ev, d_k, d_v, d_model)
     max_tile_pe_length: int = 0  # the largest length boundary of an encoding
     tiles: bool = False  # the draws at tile boundaries (see at_tiles)
+    shapes: int = 0  # a budget of shapes per dtype (Declaration.shapes), 0 for none; see budgeted
+    shape_seed: int = 0  # the run's seed, which picks the shapes of the budget
+
+    def budgeted(self, shapes: int, seed: int) -> "Profile":
+        """The profile of a run of a backend that declares ``shapes``: its sdpa cases take their sizes from
+        ``shapes`` shapes per dtype that ``seed`` picks (``kqv.conformance.kinds.sdpa.shapes``); unchanged for 0."""
+        return dataclasses.replace(self, shapes=shapes, shape_seed=seed) if shapes else self
 
     def at_tiles(self) -> "Profile":
         """The profile of the draws at tile boundaries: ``tile_examples`` examples, each with a length or a width

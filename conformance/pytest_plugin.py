@@ -7,7 +7,8 @@ the command that replays it; an unsupported feature is a skip and a declared kno
 xfail, each with its reason. JUnit XML, ``-k``, ``-x`` and the rest of pytest work as usual, and so
 does pytest-xdist (``pytest -n auto``): each clause draws its cases from the seed, the clause and the
 dtype alone, so a test gives the same verdict in whichever worker runs it, and the conventions each
-test observed travel to the controller's summary as a user property. Each backend runs in a worker
+test observed travel to the controller's summary as a user property; each of N workers may use
+``cores // N`` threads (:mod:`kqv.conformance.threads`). Each backend runs in a worker
 process forked for the session (``--kqv-no-isolation``: in pytest's own process).
 """
 
@@ -46,7 +47,14 @@ def pytest_configure(config: pytest.Config) -> None:
     targets = config.getoption("kqv_target")
     if not targets:
         return
+    import os
+
     from .loading import LoadError
+    from .threads import limit, share
+
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if workers.isdigit():  # in a worker of pytest -n N: its share of the cores, as under kqv check --jobs N
+        limit(share(int(workers)))
     from .session import UsageError, plan
 
     try:

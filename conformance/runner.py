@@ -221,6 +221,7 @@ def _run(backend: Backend, executor: Executor, profile: str | Profile, seed: int
     checks = selected_checks(backend.kind, clauses)
     origin = origin or backend.name
     declaration = backend.declaration
+    profile = profile.budgeted(declaration.shapes, seed)
     notify = progress or (lambda event, info: None)
     notify("target", {"target": backend.name, "kind": backend.kind, "checks": len(checks)})
     started = time.perf_counter()

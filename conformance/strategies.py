@@ -8,20 +8,46 @@ case shrinks to the smallest shapes, no mask and seed 0. Each kind composes them
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING, Any
+
 from hypothesis import strategies as st
 
-from .declaration import Declaration
-from .profiles import Profile
+if TYPE_CHECKING:  # the variants draw from here, and the declaration imports them
+    from .declaration import Declaration
+    from .profiles import Profile
 
 SMALL = 8
 
 
+# Strategies are made once for each set of arguments: a new one is validated on its first draw, which cost about
+# half of the drawing time when every case made its own.
+def choice(options: tuple[Any, ...]) -> st.SearchStrategy[Any]:
+    """One of ``options``, the first one simplest (``st.sampled_from``, made once per tuple and element types:
+    ``(True,)`` and ``(1,)`` are equal tuples, but not the same choice)."""
+    return _choice(tuple((type(option), option) for option in options))
+
+
+@functools.lru_cache(maxsize=None)
+def _choice(typed: tuple[tuple[type, Any], ...]) -> st.SearchStrategy[Any]:
+    return st.sampled_from(tuple(option for _, option in typed))
+
+
+@functools.lru_cache(maxsize=None)
+def integers(low: int, high: int) -> st.SearchStrategy[int]:
+    """An integer from ``low`` to ``high`` (``st.integers``, made once per range)."""
+    return st.integers(low, high)
+
+
+
+@functools.lru_cache(maxsize=None)
 def sizes(maximum: int, minimum: int = 1) -> st.SearchStrategy[int]:
     """A size, mostly small (up to 8), now and then anywhere up to ``maximum``."""
-    small = st.integers(minimum, max(minimum, min(maximum, SMALL)))
-    return st.one_of(small, st.integers(minimum, max(minimum, maximum)))
+    small = integers(minimum, max(minimum, min(maximum, SMALL)))
+    return st.one_of(small, integers(minimum, max(minimum, maximum)))
 
 
+@functools.lru_cache(maxsize=None)
 def tile_sizes(sizes: tuple[int, ...]) -> st.SearchStrategy[int]:
     """A size on either side of a tile size, or on it, from the increasing ``sizes`` (``Profile.*_boundaries``,
     clause ``attention.tile-boundaries``): a failure shrinks to the smallest size that shows it (S = 129 for
@@ -29,17 +55,20 @@ def tile_sizes(sizes: tuple[int, ...]) -> st.SearchStrategy[int]:
     return st.sampled_from(sizes)
 
 
+@functools.lru_cache(maxsize=None)
 def seeds() -> st.SearchStrategy[int]:
     return st.integers(0, 2**32 - 1)
 
 
+@functools.lru_cache(maxsize=None)
 def batch_shapes(declaration: Declaration, profile: Profile, min_dims: int = 0) -> st.SearchStrategy[tuple[int, ...]]:
     """Leading batch dims: as many as the backend accepts (0, 1 or 2), each of size 1 to ``max_batch``."""
     counts = [n for n in declaration.batch_dims if n >= min_dims] or [max(declaration.batch_dims)]
     return st.sampled_from(counts).flatmap(
-        lambda n: st.tuples(*[st.integers(1, profile.max_batch)] * n))
+        lambda n: st.tuples(*[integers(1, profile.max_batch)] * n))
 
 
+@functools.lru_cache(maxsize=None)
 @st.composite
 def lengths(draw, declaration: Declaration, profile: Profile, *, equal: bool = False,
             queries_at_most_keys: bool = False) -> tuple[int, int]:
@@ -51,6 +80,7 @@ def lengths(draw, declaration: Declaration, profile: Profile, *, equal: bool = F
     return L, S
 
 
+@functools.lru_cache(maxsize=None)
 @st.composite
 def widths(draw, declaration: Declaration, profile: Profile, min_width: int = 1) -> tuple[int, int]:
     """``(E, Ev)``: Ev differs from E only where the backend accepts it."""
@@ -65,6 +95,7 @@ def supported_masks(declaration: Declaration, kinds: tuple[str, ...]) -> tuple[s
     return tuple(kind for kind in kinds if allowed[kind])
 
 
+@functools.lru_cache(maxsize=None)
 def explicit_scales() -> st.SearchStrategy[float]:
     """Positive scales: a few round ones, then any from 1e-3 to 1e2."""
     return st.one_of(st.sampled_from([1.0, 0.5, 2.0, 0.125]),

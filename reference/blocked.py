@@ -140,6 +140,20 @@ class _Pool:
 
 
 _POOL = _Pool()
+MAX_WORKERS = 8
+
+
+def default_workers() -> int:
+    """The threads of a call that names none: ``KQV_THREADS`` when set (a process's share of the cores under
+    ``kqv check --jobs``), else the cores this process may run on; at most ``MAX_WORKERS`` (8)."""
+    text = os.environ.get("KQV_THREADS", "")
+    if text.isdigit() and int(text) >= 1:
+        return min(int(text), MAX_WORKERS)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return min(cores, MAX_WORKERS)
 
 
 @functools.lru_cache(maxsize=None)
@@ -168,7 +182,7 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     :func:`kqv.reference.scaled_dot_product_attention`; the result agrees with its dense form to
     float64 rounding. ``block_size`` is ``(query rows, keys)`` per block (default ``(128, 1024)``;
     along a causal diagonal the key blocks are 64 wide); ``workers`` the number of threads
-    (default: the CPU count, at most 8). Peak memory beyond the inputs and output: one block of
+    (default: :func:`default_workers`). Peak memory beyond the inputs and output: one block of
     scores per worker, and for small batch entries grouped into one item, their keys and values.
 
     The running sums are not normalized until the end: ``l <= S`` and ``|o| <= S max|v|``, so
@@ -179,7 +193,7 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     batch, L, S, Ev = call.batch, call.L, call.S, call.Ev
     mask = None if call.mask is None else np.broadcast_to(call.mask, call.shape)
     block_queries, block_keys = _check_block(block_size)
-    workers = min(os.cpu_count() or 1, 8) if workers is None else check_count("workers", workers, 1)
+    workers = default_workers() if workers is None else check_count("workers", workers, 1)
     diagonal = min(DIAGONAL_KEYS, block_keys)
     offset = call.causal_offset
     count = int(np.prod(batch, dtype=np.int64))

@@ -21,6 +21,8 @@ Measured with jax 0.10 on CPU, two known departures:
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,11 +49,11 @@ class JaxAdapter(Adapter):
         return None
 
     def to_native(self, array: np.ndarray, layout: str = "contiguous") -> Any:
+        """A JAX array on the CPU, by ``jax.device_put``: ``jnp.asarray`` would compile a program per shape."""
         import jax
-        import jax.numpy as jnp
 
-        jax.config.update("jax_enable_x64", True)
-        return jnp.asarray(np.ascontiguousarray(array))
+        _configure()
+        return jax.device_put(np.ascontiguousarray(array))
 
     def to_numpy(self, value: Any) -> np.ndarray:
         import jax
@@ -62,17 +64,51 @@ class JaxAdapter(Adapter):
         return np.array(value, copy=True)
 
 
-def _eager(q, k, v, bias, mask, scale, is_causal):
+def cache_dir() -> Path:
+    """Where kqv keeps JAX's compiled programs between runs: ``$KQV_CACHE_DIR/jax``, else under
+    ``$XDG_CACHE_HOME`` (``~/.cache``) ``/kqv/jax``."""
+    root = os.environ.get("KQV_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                            os.path.expanduser("~/.cache"), "kqv")
+    return Path(root) / "jax"
+
+
+@functools.lru_cache(maxsize=None)
+def _configure() -> None:
+    """float64 (``jax_enable_x64``), and JAX's persistent compilation cache in :func:`cache_dir` unless the user set
+    one (``JAX_COMPILATION_CACHE_DIR`` or ``jax_compilation_cache_dir``): a second run, and each process of
+    ``--jobs``, loads the programs an earlier one compiled instead of compiling them again. Every program is kept,
+    however quick its compilation: the suite's are all small."""
     import jax
 
-    return jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, scale=scale, is_causal=is_causal)
+    jax.config.update("jax_enable_x64", True)
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", str(cache_dir()))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def _attention(query, key, value, attn_mask, scale, is_causal):
+    """The contract's call as one function of JAX arrays, the layout mapping included, so that under ``jax.jit``
+    (:func:`_jitted`) the transposes compile into the one program of each shape instead of one each."""
+    import jax
+
+    leading, L = query.shape[:-2], query.shape[-2]
+    q, k, v = (as_batch_heads(a).transpose(0, 2, 1, 3) for a in (query, key, value))  # (B, L, H, E)
+    mask = bias = None
+    if attn_mask is not None:
+        full = as_batch_heads(attn_mask)  # (B or 1, H or 1, L, S)
+        if attn_mask.dtype == bool:
+            mask = full
+        else:
+            bias = full
+    out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, scale=scale, is_causal=is_causal)  # (B, L, H, E)
+    return out.transpose(0, 2, 1, 3).reshape(leading + (L, v.shape[-1]))  # (..., L, Ev)
 
 
 @functools.lru_cache(maxsize=None)
 def _jitted():
-    """``jax.nn.dot_product_attention`` under one ``jax.jit``: one XLA compilation per shape and dtype,
-    two to five times faster on the suite's many small shapes than the op-by-op compilation of eager
-    calls.
+    """:func:`_attention` under one ``jax.jit``: one XLA compilation per shape and dtype, two to five
+    times faster on the suite's many small shapes than the op-by-op compilation of eager calls.
 
     JAX asks for its half-precision logits with an explicit dot algorithm (``F16_F16_F32``,
     ``BF16_BF16_F32``) and, where the platform refuses it, retries with the default precision. That
@@ -82,35 +118,24 @@ def _jitted():
     "ALG_DOT_BF16_BF16_F32" in the elemental emitter). Where it accepts bfloat16, the jitted program
     can abort the whole process: at B = H = 1, E = 1, L = S = 64 (63 runs) XLA fails a check in
     ``ynn_emitter.cc`` ("reshape vs. bitcast"). ``sdpa`` therefore calls JAX eagerly for float16
-    and bfloat16, slower (every primitive compiled per shape) but what a user's eager call computes."""
+    and bfloat16, slower (every primitive compiled per shape, and for float16 the refused dot tried
+    again on every call: about 6 ms a call against 0.15 ms jitted) but what a user's eager call computes."""
     import jax
 
-    return jax.jit(_eager, static_argnums=6)  # a traced scale: one compilation for every explicit scale
+    return jax.jit(_attention, static_argnums=5)  # a traced scale: one compilation for every explicit scale
 
 
 def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
     """JAX takes fewer key/value heads than query heads as they come (``N % K == 0``): ``enable_gqa`` is in the shapes."""
     if dropout_p:
         raise ValueError("jax.nn.dot_product_attention has no dropout")
-    leading = query.shape[:-2]
-    q, k, v = (as_batch_heads(a).transpose(0, 2, 1, 3) for a in (query, key, value))  # (B, L, H, E)
-    B, L, H, _ = q.shape
-    S = k.shape[1]
-    mask = bias = None
-    if attn_mask is not None:
-        full = as_batch_heads(attn_mask)  # (B or 1, H or 1, L, S)
-        if attn_mask.dtype == bool:
-            mask = full
-        else:
-            bias = full
-    attend = _jitted() if q.dtype.itemsize >= 4 else _eager  # see _jitted: jit is unsafe for half precision on CPU
-    out = attend(q, k, v, bias, mask, scale, bool(is_causal))  # (B, L, H, E)
-    return out.transpose(0, 2, 1, 3).reshape(leading + (L, v.shape[-1]))  # (..., L, Ev)
+    attend = _jitted() if query.dtype.itemsize >= 4 else _attention  # see _jitted: jit is unsafe for half precision
+    return attend(query, key, value, attn_mask, scale, bool(is_causal))
 
 
 def backend() -> Backend:
     declaration = Declaration(
-        kind="sdpa", dtypes=DTYPES, value_width=False, strided=False, causal_alignment="top-left", gqa=True,
+        kind="sdpa", dtypes=DTYPES, value_width=False, strided=False, causal_alignment="top-left", gqa=True, shapes=6,
         conventions=(("layout", "(B, L, H, E), mapped from (..., L, E)"),
                      ("mask polarity", "True = attend (mask); float masks as bias")),
         expected_failures=(ExpectedFailure(

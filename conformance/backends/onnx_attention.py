@@ -27,6 +27,7 @@ import numpy as np
 from ..adapters import NumpyAdapter
 from ..backend import Backend
 from ..declaration import Declaration
+from ..threads import configured
 from .findings import imprecise
 from .layout import as_batch_heads
 
@@ -73,7 +74,11 @@ def _session(runtime: str, dtype: str, mask: str | None, is_causal: bool, scale:
     if runtime == "onnxruntime":
         import onnxruntime
 
-        return onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        threads = configured()
+        if threads is not None:  # this process's share of the cores under kqv check --jobs
+            options.intra_op_num_threads = options.inter_op_num_threads = threads
+        return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     import onnx
     from onnx.reference import ReferenceEvaluator
 

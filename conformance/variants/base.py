@@ -22,7 +22,9 @@ class Variant:
     declaration leaves no room for it; ``build(parameter, arrays)`` changes the case's arrays
     (``query``, ``key``, ``value``); ``keywords(parameter)`` gives the keywords it adds to the call
     and to :func:`kqv.reference.scaled_dot_product_attention`; ``shapes(parameter, shapes)`` the
-    shapes of the arguments as the contract's shape rule sees them (by name; identity by default).
+    shapes of the arguments as the contract's shape rule sees them (by name; identity by default);
+    ``fits(batch, **options)`` whether a case of those batch dims can use it without changing them
+    (a backend with a budget of shapes draws the batch dims from its pool first).
     """
 
     name: str
@@ -33,3 +35,4 @@ class Variant:
     keywords: Callable[[Any], dict[str, Any]]
     checks: str  # the module that registers its checks
     shapes: Callable[[Any, dict[str, tuple[int, ...]]], dict[str, tuple[int, ...]]] = lambda parameter, shapes: shapes
+    fits: Callable[..., bool] = lambda batch, **options: True

@@ -8,6 +8,7 @@ table (docs/conformance-matrix.md) is measured, not copied from the declarations
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -253,3 +254,22 @@ def test_multihead_attention_averaged_weights_are_the_mean_of_the_per_head_weigh
     query = (x_q.numpy() @ w_q.T + b_q).reshape(2, L, num_heads, d_k).transpose(0, 2, 1, 3)
     key = (x_kv.numpy() @ w_k.T + b_k).reshape(2, S, num_heads, d_k).transpose(0, 2, 1, 3)
     np.testing.assert_allclose(per_head.numpy(), attention_weights(query, key), rtol=1e-10, atol=1e-14)
+
+
+def test_jax_keeps_its_compiled_programs_for_the_next_run(tmp_path) -> None:
+    # The persistent compilation cache (in KQV_CACHE_DIR): a second process loads what the first compiled.
+    pytest.importorskip("jax")
+    program = ("import numpy as np\n"
+               "from jax import monitoring\n"
+               "hits = []\n"
+               "monitoring.register_event_listener(lambda event, **kw: hits.append(event))\n"
+               "from kqv.conformance.backends.jax_sdpa import JaxAdapter, sdpa\n"
+               "q = JaxAdapter().to_native(np.ones((2, 3, 5, 4), dtype=np.float32))\n"
+               "np.asarray(sdpa(q, q, q, is_causal=True))\n"
+               "print(sum(event == '/jax/compilation_cache/cache_hits' for event in hits))\n")
+    env = {**os.environ, "KQV_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300, env=env)
+            for _ in range(2)]
+    assert all(run.returncode == 0 for run in runs), runs[-1].stderr[-2000:]
+    assert any((tmp_path / "jax").iterdir())
+    assert [int(run.stdout.split()[-1]) for run in runs] == [0, 1]

@@ -128,7 +128,10 @@ def _sdpa_values(case: SdpaCase, rng: np.random.Generator) -> tuple[np.ndarray, 
             min(10 ** rng.uniform(3, 6), math.sqrt(LARGEST[case.dtype]) / 4)
         reached = np.max(np.abs(s * query @ np.swapaxes(key, -1, -2)), initial=0.0)
         if reached > 0:
-            query = query * (target / reached)
+            # A small explicit scale asks for large query entries: they stay within half the dtype's range, so that
+            # rounding to the dtype never makes them infinite (the scores then fall short of the target).
+            room = LARGEST[case.dtype] / 2 / max(np.max(np.abs(query)), np.finfo(np.float64).tiny)
+            query = query * min(target / reached, room)
     elif case.values == "far-apart" and E:
         key[..., 0] = 1.0
         sign = rng.choice([-1.0, 1.0], size=batch + (L,))
@@ -148,10 +151,14 @@ def _sdpa_values(case: SdpaCase, rng: np.random.Generator) -> tuple[np.ndarray, 
 
 
 def _mask_shape(case: SdpaCase, rng: np.random.Generator) -> tuple[int, ...]:
+    """``full`` (the batch dims, then L, S), ``shared`` (L, S), ``broadcast`` (each batch dim kept or 1 at random),
+    or ``broadcast-<digits>``, a digit per batch dim (1 kept, 0 made 1: ``broadcast-10`` is ``(B, 1, L, S)``)."""
     if case.mask_shape == "shared":
         return (case.L, case.S)
     if case.mask_shape == "broadcast":
         return tuple(n if rng.random() < 0.5 else 1 for n in case.batch) + (case.L, case.S)
+    if case.mask_shape.startswith("broadcast-"):
+        return tuple(n if kept == "1" else 1 for n, kept in zip(case.batch, case.mask_shape[10:])) + (case.L, case.S)
     return case.batch + (case.L, case.S)
 
 

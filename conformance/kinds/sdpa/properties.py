@@ -9,8 +9,6 @@ rounding of the transformed inputs to the dtype can cause.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from ...registry import CheckFailure, agree, check, needs, needs_batch, needs_some_mask
@@ -126,23 +124,10 @@ def permutation_keys(backend, case, context):
           what=f"the output for the keys and values in the order {order.tolist()}")
 
 
-class _TwoEntries:
-    """The cases of ``cases(**options)`` with at least two entries along the first batch dim."""
-
-    def __init__(self, **options):
-        self.cases = cases(**options)
-
-    def __call__(self, declaration, dtype, profile):
-        return self.cases(declaration, dtype, profile).map(
-            lambda case: dataclasses.replace(case, batch=(max(2, case.batch[0]),) + case.batch[1:]))
-
-    def draws_explicit_scales(self) -> bool:
-        return self.cases.draws_explicit_scales()
-
-
 # The variants stay out: changing batch entry 0 of a grouped-query case would need its head mapping.
 @check("attention.batch-independence", "sdpa",
-       _TwoEntries(masks=MASKS, causal=(False, True), values=VALUES, min_batch_dims=1, other_variants=False),
+       cases(masks=MASKS, causal=(False, True), values=VALUES, min_batch_dims=1, min_first_batch=2,
+             other_variants=False),
        requires=(needs_batch,))
 def batch_independence(backend, case, context):
     """Batch entry 0 does not change when the other entries change, to huge values or to NaN."""

@@ -9,15 +9,18 @@ scales.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from hypothesis import strategies as st
 
 from ...declaration import Declaration
 from ...profiles import Profile
-from ...strategies import batch_shapes, explicit_scales, lengths, seeds, supported_masks, tile_sizes, widths
+from ...strategies import (batch_shapes, choice, explicit_scales, lengths, seeds, supported_masks, tile_sizes,
+                           widths)
 from ...variants import VARIANTS
 from .case import MASK_PATTERNS, MASK_SHAPES, SdpaCase
+from .shapes import pool, suits
 
 
 class Cases:
@@ -43,7 +46,7 @@ def sdpa_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, 
                masks: tuple[str, ...] = ("none",), causal: tuple[bool, ...] = (False,), scales: bool | str = False,
                empty_rows: bool = False, min_width: int = 1, min_batch_dims: int = 0, equal_lengths: bool = False,
                min_length: int = 1, variants: dict[str, dict[str, Any]] | None = None,
-               other_variants: bool = True, every_tile: bool = False) -> SdpaCase:
+               other_variants: bool = True, every_tile: bool = False, min_first_batch: int = 1) -> SdpaCase:
     """An ``sdpa`` case within the declaration; every query row keeps a key unless ``empty_rows``.
 
     ``scales``: False (the default scale), True (sometimes an explicit one) or ``"always"``.
@@ -53,42 +56,78 @@ def sdpa_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, 
 
     At tile boundaries (``profile.tiles``, clause ``attention.tile-boundaries``) one of L, S, E and Ev
     sits on either side of a tile size and the mask meets the tiles; ``every_tile`` draws all four there.
+    ``min_first_batch`` is the least size of the first batch dim. A backend with a budget of shapes
+    (``profile.shapes``) gets its sizes from the budget's pool (:func:`pooled`).
     """
-    batch = draw(batch_shapes(declaration, profile, min_batch_dims))
-    is_causal = draw(st.sampled_from([c for c in causal if declaration.causal or not c] or [False]))
+    batch = () if profile.shapes else draw(batch_shapes(declaration, profile, min_batch_dims))
+    is_causal = draw(choice(tuple(c for c in causal if declaration.causal or not c) or (False,)))
     mask_kinds = supported_masks(declaration, masks)
     if is_causal and not declaration.mask_with_causal:
         mask_kinds = tuple(kind for kind in mask_kinds if kind == "none")
-    mask = draw(st.sampled_from(mask_kinds or ("none",)))
+    mask = draw(choice(mask_kinds or ("none",)))
     bottom_right = is_causal and declaration.alignment == "bottom-right"
-    L, S = draw(lengths(declaration, profile, equal=equal_lengths, queries_at_most_keys=bottom_right and not empty_rows))
-    if min_length > 1:
-        L, S = max(L, min_length), max(S, min_length)
-    E, Ev = draw(widths(declaration, profile, min_width))
-    if every_tile:
-        batch = (1,) * len(batch)  # every size is large already
-    if profile.tiles or every_tile:
-        L, S, E, Ev = draw(at_tiles(declaration, profile, (L, S, E, Ev), equal_lengths or not declaration.cross_lengths,
-                                    bottom_right and not empty_rows, min_width, every_tile))
-    shapes = MASK_SHAPES if declaration.mask_batch and batch else ("shared",)
+    forced = variants or {}
+    mask_shapes = MASK_SHAPES
+    if profile.shapes:
+        batch, L, S, E, Ev, mask_shape = draw(pooled(declaration, dtype, profile, forced, equal=equal_lengths,
+                                         queries_at_most_keys=bottom_right and not empty_rows, min_width=min_width,
+                                         min_length=min_length, min_batch_dims=min_batch_dims,
+                                         min_first_batch=min_first_batch, tiles=profile.tiles, every_tile=every_tile))
+        mask_shapes = (mask_shape,)
+    else:
+        if batch and min_first_batch > 1:
+            batch = (max(min_first_batch, batch[0]),) + batch[1:]
+        L, S = draw(lengths(declaration, profile, equal=equal_lengths,
+                            queries_at_most_keys=bottom_right and not empty_rows))
+        if min_length > 1:
+            L, S = max(L, min_length), max(S, min_length)
+        E, Ev = draw(widths(declaration, profile, min_width))
+        if every_tile:
+            batch = (1,) * len(batch)  # every size is large already
+        if profile.tiles or every_tile:
+            L, S, E, Ev = draw(at_tiles(declaration, profile, (L, S, E, Ev),
+                                        equal_lengths or not declaration.cross_lengths, bottom_right and not empty_rows,
+                                        min_width, every_tile))
+    shapes = mask_shapes if declaration.mask_batch and batch else ("shared",)
     case = SdpaCase(
         dtype=dtype, batch=batch, L=L, S=S, E=E, Ev=Ev,
-        values=draw(st.sampled_from(values)),
-        mask=mask, mask_shape=draw(st.sampled_from(shapes)) if mask != "none" else "full",
+        values=draw(choice(values)),
+        mask=mask, mask_shape=draw(choice(shapes)) if mask != "none" else "full",
         empty_rows=empty_rows and mask != "none",
-        mask_pattern=draw(st.sampled_from(MASK_PATTERNS[:2] if is_causal else MASK_PATTERNS))
+        mask_pattern=draw(choice(MASK_PATTERNS[:2] if is_causal else MASK_PATTERNS))
         if mask != "none" and (profile.tiles or every_tile) else "random",
         is_causal=is_causal, alignment=declaration.alignment,
         scale=_scale(draw, scales) if declaration.scale else None,
         seed=draw(seeds()),
     )
-    forced = variants or {}
     for name in declaration.variants:
         if name in forced:
             case = VARIANTS[name].draw(draw, case, declaration, profile, **forced[name])
         elif other_variants and draw(st.booleans()):
             case = VARIANTS[name].draw(draw, case, declaration, profile)
     return case
+
+
+def pooled(declaration: Declaration, dtype: str, profile: Profile, forced: dict[str, dict[str, Any]],
+           **needs: Any) -> st.SearchStrategy[tuple[tuple[int, ...], int, int, int, int, str]]:
+    """``(batch, L, S, E, Ev, mask shape)`` from the pool of a budget of shapes (:mod:`.shapes`), among the entries
+    that suit the check (``needs``, see :func:`.shapes.suits`) and the variants it uses (``forced``), smallest first."""
+    variants = tuple((name, tuple(sorted(options.items()))) for name, options in forced.items()
+                     if name in declaration.variants)
+    return _pooled(declaration, dtype, profile, variants, tuple(sorted(needs.items())))
+
+
+@functools.lru_cache(maxsize=None)
+def _pooled(declaration: Declaration, dtype: str, profile: Profile, variants: tuple[tuple[str, Any], ...],
+            needs: tuple[tuple[str, Any], ...]) -> st.SearchStrategy[tuple[tuple[int, ...], int, int, int, int, str]]:
+    wanted = dict(needs)
+    wanted["equal"] = wanted["equal"] or not declaration.cross_lengths
+    fitting = [shape for shape in pool(declaration, dtype, profile) if suits(shape, **wanted)
+               and all(VARIANTS[name].fits(shape.batch, **dict(options)) for name, options in variants)]
+    if not fitting:
+        raise ValueError(f"the budget of {profile.shapes} shapes leaves none for a check that needs {wanted} and the "
+                         f"variants {dict(variants)}: kqv's pool should always hold one (a bug of kqv)")
+    return st.sampled_from([(s.batch, s.L, s.S, s.E, s.Ev, s.mask_shape) for s in fitting])
 
 
 @st.composite
@@ -110,7 +149,7 @@ def at_tiles(draw, declaration: Declaration, profile: Profile, sizes: tuple[int,
         Ev = draw(widths) if declaration.value_width else E
         return L, S, E, Ev
     axes = ("S", "E") + (() if equal else ("L",)) + (("Ev",) if declaration.value_width else ())
-    axis = draw(st.sampled_from(axes))
+    axis = draw(choice(axes))
     size = draw(lengths if axis in ("L", "S") else widths)
     if axis == "S":
         return (size if equal else min(L, size)), size, E, Ev

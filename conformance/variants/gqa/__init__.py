@@ -12,8 +12,8 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-from hypothesis import strategies as st
 
+from ...strategies import choice, integers
 from ..base import Variant
 
 KV_HEADS = (1, 4)  # the key/value heads drawn, at least and at most
@@ -25,17 +25,32 @@ def draw(draw_from, case, declaration, profile, *, kv_heads: tuple[int, int] = K
     """``H_kv`` and ``G`` within their ranges: the last batch dim of the case becomes ``H_q = G H_kv``.
 
     A case without batch dims gets the fewest the backend accepts; one that accepts none cannot
-    use the variant and comes back unchanged.
+    use the variant and comes back unchanged. Under a budget of shapes (``profile.shapes``) the
+    query's heads stay as the pool drew them and ``H_kv`` is one of their :func:`groupings`.
     """
     batch = case.batch
+    if profile.shapes:  # a budget of shapes: the query keeps its heads, H_kv divides them
+        choices = groupings(batch, kv_heads, group)
+        if not choices:
+            return case
+        return dataclasses.replace(case, variants=case.variants + (("gqa", draw_from(choice(tuple(choices)))),))
     if not batch:
         counts = [n for n in declaration.batch_dims if n >= 1]
         if not counts:
             return case
         batch = (1,) * min(counts)
-    heads = draw_from(st.integers(*kv_heads))
-    size = draw_from(st.integers(*group))
+    heads = draw_from(integers(*kv_heads))
+    size = draw_from(integers(*group))
     return dataclasses.replace(case, batch=batch[:-1] + (heads * size,), variants=case.variants + (("gqa", heads),))
+
+
+def groupings(batch: tuple[int, ...], kv_heads: tuple[int, int] = KV_HEADS, group: tuple[int, int] = GROUP) -> list[int]:
+    """The ``H_kv`` within ``kv_heads`` that divide the query's ``H_q = batch[-1]`` into groups within ``group``."""
+    if not batch:
+        return []
+    query_heads = batch[-1]
+    return [heads for heads in range(kv_heads[0], kv_heads[1] + 1)
+            if query_heads % heads == 0 and group[0] <= query_heads // heads <= group[1]]
 
 
 def build(kv_heads: int, arrays: dict[str, Any]) -> dict[str, Any]:
@@ -59,4 +74,5 @@ VARIANT = Variant(
     keywords=lambda kv_heads: {"enable_gqa": True},
     checks="kqv.conformance.variants.gqa.checks",
     shapes=shapes,
+    fits=lambda batch, **options: bool(groupings(batch, **options)),
 )
