@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .prepare import prepare
-from .stages import add_biases, drop_causal, drop_keys, fill_masked_rows, scores
+from .stages import add_biases, drop_causal, drop_keys, drop_window, fill_masked_rows, scores
 from .validation import check_count
 
 DEFAULT_BLOCK = (128, 1024)  # (query rows, keys) per block
@@ -67,14 +67,16 @@ def _key_blocks(i0: int, i1: int, S: int, offset: int | None, block_keys: int,
 
 
 def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndarray | None, scale: float, i0: int,
-            offset: int | None, block_keys: int, diagonal: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            offset: int | None, block_keys: int, diagonal: int, window: tuple[int | None, int | None] | None = None,
+            alignment: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(o, l, m)`` of the online softmax of one item: ``(n, R, Ev)``, ``(n, R, 1)``, ``(n, R, 1)``.
 
     ``query`` is the item's ``R`` query rows ``i0 .. i0 + R - 1`` of ``n`` batch entries,
     ``(n, R, E)``; ``key`` ``(n, S, E)`` and ``value`` ``(n, S, Ev)`` are those entries' (heads
     already mapped); ``mask`` is their rows of the mask (bool keep-mask or float64 additive),
     ``(n or 1, R, S)``, or None; ``offset`` is None without ``is_causal``, else key ``j`` is kept for
-    row ``i`` iff ``j <= i + offset``. Each key block goes through the stages of
+    row ``i`` iff ``j <= i + offset``; ``window`` None or ``(left, right)`` around ``i + alignment``
+    (clause ``window.index-rule``). Each key block goes through the stages of
     :mod:`kqv.reference.stages` before the online update.
     """
     n, R = query.shape[:2]
@@ -90,6 +92,8 @@ def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndar
             drop_keys(x, block)  # clause mask.bool: a masked score is -inf
         if offset is not None:
             drop_causal(x, i0 + r + offset - j0)  # row t of the block sees keys c <= t + (i0 + r + offset - j0)
+        if window is not None:
+            drop_window(x, i0 + r + alignment - j0, window)  # clause window.index-rule
         _update(x, value[:, j0:j1], m[:, r:], l[:, r:], o[:, r:], first=number == 0)  # the rows that see it
     return o, l, m
 
@@ -175,7 +179,7 @@ def _entries(array: np.ndarray, batch: tuple[int, ...], n0: int, n1: int, rows: 
 def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, is_causal: bool = False,
                       scale: Any = None, *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
                       block_size: tuple[int, int] | None = None, workers: int | None = None,
-                      enable_gqa: bool = False) -> np.ndarray:
+                      enable_gqa: bool = False, window: Any = None) -> np.ndarray:
     """``softmax(Q K^T * scale + mask) V`` in float64 by blocks (clauses ``attention.sdpa``, ``softmax.online``).
 
     Arguments, shapes, conventions and errors are those of
@@ -189,7 +193,7 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     values within a factor ``S`` of the largest float64 can overflow where the dense form does not.
     """
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
-                   masked_rows=masked_rows, enable_gqa=enable_gqa)
+                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window)
     batch, L, S, Ev = call.batch, call.L, call.S, call.Ev
     mask = None if call.mask is None else np.broadcast_to(call.mask, call.shape)
     block_queries, block_keys = _check_block(block_size)
@@ -215,7 +219,7 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
         with np.errstate(invalid="ignore", over="ignore"):
             o, l, m = _attend(_entries(query, batch, n0, n1, rows), _entries(key, batch, n0, n1), values,
                               None if mask is None else _entries(mask, batch, n0, n1, rows), call.scale, i0, offset,
-                              block_keys, diagonal)  # noqa: E741
+                              block_keys, diagonal, call.window, call.offset)  # noqa: E741
         result = output[n0:n1, i0:i1]  # (n, R, Ev)
         empty = m == -np.inf  # (n, R, 1): rows that keep no key, clause mask.fully-masked-row
         np.divide(o, l, out=result, where=~empty)  # clause softmax.definition

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from .arithmetic import to_mpf
-from .stages import add_biases, drop_causal, drop_keys, map_heads
+from .stages import add_biases, drop_causal, drop_keys, drop_window, map_heads
 from .validation import (CAUSAL_ALIGNMENTS, MASKED_ROWS, as_float64, as_mask, check_attention_shapes, check_bool,
-                         check_choice, check_min_ndim, check_scale)
+                         check_choice, check_min_ndim, check_scale, check_window)
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,9 @@ class Prepared:
     and value heads already mapped to the query heads (grouped-query attention); ``batch`` is the
     broadcast of their batch dims; ``mask`` the bool keep-mask or float additive mask, broadcastable
     to ``(*batch, L, S)``; ``causal_offset`` None without ``is_causal``, else key ``j`` is kept for
-    query ``i`` iff ``j <= i + causal_offset``.
+    query ``i`` iff ``j <= i + causal_offset``; ``window`` None, or ``(left, right)``: key ``j`` is kept
+    for query ``i`` iff ``i + offset - left <= j <= i + offset + right`` (a side None is unbounded),
+    ``offset`` being the alignment offset (0 top-left, ``S - L`` bottom-right).
     """
 
     query: np.ndarray
@@ -40,6 +42,8 @@ class Prepared:
     mask: np.ndarray | None
     causal_offset: int | None
     masked_rows: str
+    window: tuple[int | None, int | None] | None = None
+    offset: int = 0  # the alignment offset o of the causal rule and the window: 0 top-left, S - L bottom-right
 
     @property
     def L(self) -> int:  # noqa: N802 - the paper's name
@@ -69,6 +73,8 @@ class Prepared:
         drop_keys(x, self.mask)
         if self.causal_offset is not None:
             drop_causal(x, self.causal_offset)
+        if self.window is not None:
+            drop_window(x, self.offset, self.window)
         return x != -np.inf
 
     def biases(self) -> np.ndarray:
@@ -109,7 +115,7 @@ def _check_heads(query: np.ndarray, key: np.ndarray, value: np.ndarray) -> None:
 
 def prepare(query: Any, key: Any, value: Any = None, attn_mask: Any = None, is_causal: Any = False,
             scale: Any = None, *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
-            enable_gqa: Any = False) -> Prepared:
+            enable_gqa: Any = False, window: Any = None) -> Prepared:
     """Validate the arguments of :func:`kqv.reference.scaled_dot_product_attention` and return the :class:`Prepared` call.
 
     ``value`` None stands for a value of width 0 (:func:`kqv.reference.attention_weights` has none).
@@ -136,5 +142,7 @@ def prepare(query: Any, key: Any, value: Any = None, attn_mask: Any = None, is_c
     is_causal = check_bool("is_causal", is_causal)
     causal_alignment = check_choice("causal_alignment", causal_alignment, CAUSAL_ALIGNMENTS)
     mask = None if attn_mask is None else as_mask(attn_mask, batch + (L, S))
-    offset = None if not is_causal else (0 if causal_alignment == "top-left" else S - L)
-    return Prepared(query, key, value, batch, value_of_scale, scale is None, mask, offset, masked_rows)
+    window = check_window(window)
+    offset = 0 if causal_alignment == "top-left" else S - L
+    return Prepared(query, key, value, batch, value_of_scale, scale is None, mask, offset if is_causal else None,
+                    masked_rows, window, offset)

@@ -15,8 +15,8 @@ import numpy as np
 from .arithmetic import FLOAT64
 from .blocked import blocked_attention
 from .prepare import Prepared, prepare
-from .stages import (add_biases, drop_causal, drop_keys, fill_masked_rows, masked_row_weights, scores, softmax,
-                     weighted_sum)
+from .stages import (add_biases, drop_causal, drop_keys, drop_window, fill_masked_rows, masked_row_weights, scores,
+                     softmax, weighted_sum)
 from .validation import check_choice, check_dropout
 
 
@@ -29,6 +29,8 @@ def weights_of(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray]:
     drop_keys(x, call.mask, ops)  # clause mask.bool
     if call.causal_offset is not None:
         drop_causal(x, call.causal_offset, ops)  # clauses mask.causal.top-left, mask.causal.bottom-right
+    if call.window is not None:
+        drop_window(x, call.offset, call.window, ops)  # clause window.index-rule
     return softmax(x, ops)  # clauses softmax.stable, mask.zero-weight
 
 
@@ -43,7 +45,7 @@ def attend(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bool = False, scale: Any = None, *,
                       causal_alignment: str = "top-left", masked_rows: str = "zeros",
-                      enable_gqa: bool = False) -> np.ndarray:
+                      enable_gqa: bool = False, window: Any = None) -> np.ndarray:
     """The attention weights ``P = softmax(Q K^T * scale + mask)``, float64 ``(..., L, S)``.
 
     ``P_ij = exp(x_ij - m_i) / sum_{k kept} exp(x_ik - m_i)`` for kept keys and exactly
@@ -52,13 +54,14 @@ def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bo
     ``scores.scale.default``, ``scores.scale.explicit``, ``mask.bool``,
     ``mask.additive``, ``mask.causal.top-left``, ``mask.causal.bottom-right``,
     ``softmax.definition``, ``softmax.stable``, ``softmax.rows-sum-to-one``,
-    ``mask.zero-weight``, and with ``enable_gqa`` ``gqa.head-mapping``. A row whose
+    ``mask.zero-weight``, with ``enable_gqa`` ``gqa.head-mapping``, with ``window``
+    ``window.index-rule``. A row whose
     every key is masked (clause ``mask.fully-masked-row``) is 0 (``masked_rows="zeros"``),
     NaN (``"nan"``) or ``1/S`` (``"uniform"``). Arguments are those of
     :func:`scaled_dot_product_attention`.
     """
     call = prepare(query, key, None, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
-                   masked_rows=masked_rows, enable_gqa=enable_gqa)
+                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window)
     weights, empty = weights_of(call)
     return masked_row_weights(weights, empty, masked_rows)
 
@@ -85,8 +88,8 @@ def _auto(query: Any, key: Any, value: Any, enable_gqa: bool) -> str:
 
 def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: Any = None, enable_gqa: bool = False, *,
-                                 causal_alignment: str = "top-left", masked_rows: str = "zeros", method: str = "auto",
-                                 block_size: tuple[int, int] | None = None) -> np.ndarray:
+                                 window: Any = None, causal_alignment: str = "top-left", masked_rows: str = "zeros",
+                                 method: str = "auto", block_size: tuple[int, int] | None = None) -> np.ndarray:
     """Attention ``O = softmax(Q K^T * scale + mask) V`` in float64 (clause ``attention.sdpa``).
 
     ``O_ic = sum_j P_ij v_jc`` (clause ``output.weighted-sum``) with ``P`` from
@@ -119,6 +122,14 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     with ``H_q`` a multiple of ``H_kv``; query head ``h`` reads key/value head
     ``h // (H_q // H_kv)``. The output is ``(..., H_q, L, Ev)``.
 
+    ``window``: sliding-window (local) attention (clause ``window.index-rule``):
+    None, or ``(left, right)`` with each side an integer >= 0 or None (unbounded);
+    query ``i`` keeps key ``j`` iff ``i + o - left <= j <= i + o + right``, where
+    ``o`` is the alignment offset of ``causal_alignment`` (0 top-left, ``S - L``
+    bottom-right). ``(None, 0)`` is the causal rule (clause ``window.causal``), and
+    a window of ``W`` keys ending at the query's own position is ``(W - 1, 0)``.
+    With ``is_causal`` or ``attn_mask``, a key takes part only if each allows it.
+
     ``dropout_p`` must be 0: the reference is deterministic.
 
     ``masked_rows``: the output of a row whose every key is masked (clause
@@ -144,9 +155,9 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
         method = _auto(query, key, value, enable_gqa)
     if method == "blocked":
         return blocked_attention(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
-                                 masked_rows=masked_rows, block_size=block_size, enable_gqa=enable_gqa)
+                                 masked_rows=masked_rows, block_size=block_size, enable_gqa=enable_gqa, window=window)
     if block_size is not None:
         raise ValueError("block_size: only the blocked method takes a block size (method='blocked')")
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
-                   masked_rows=masked_rows, enable_gqa=enable_gqa)
+                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window)
     return attend(call)[2]

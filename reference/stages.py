@@ -7,8 +7,9 @@ One call goes through these stages (each names its clauses):
 1. scores: ``x = s Q K^T`` (:func:`scores`; ``scores.dot-product``, ``scores.scale.*``);
 2. biases: ``x + M`` for a float mask ``M``, whose ``-inf`` entries drop their keys
    (:func:`add_biases`; ``mask.additive``);
-3. keep mask: the keys a bool mask or the causal rule leaves out get the score ``-inf``
-   (:func:`drop_keys`, :func:`drop_causal`; ``mask.bool``, ``mask.causal.*``);
+3. keep mask: the keys a bool mask, the causal rule or a sliding window leaves out get the score
+   ``-inf`` (:func:`drop_keys`, :func:`drop_causal`, :func:`drop_window`; ``mask.bool``,
+   ``mask.causal.*``, ``window.index-rule``);
 4. softmax over the keys left, shifted by the row max (:func:`softmax`; ``softmax.stable``,
    ``mask.zero-weight``), or its online form block by block (``softmax.online``, in
    :mod:`kqv.reference.blocked`);
@@ -102,6 +103,26 @@ def drop_causal(x: np.ndarray, k: int, ops=FLOAT64) -> np.ndarray:
     if masked_rows > 0:
         np.copyto(x[..., :masked_rows, first:], ops.neg_inf,
                   where=above_diagonal(masked_rows, keys - first, k - first))
+    return x
+
+
+def drop_window(x: np.ndarray, k: int, window: tuple[int | None, int | None], ops=FLOAT64) -> np.ndarray:
+    """Stage 3, in place: in ``x (..., R, w)``, row ``t`` keeps key ``c`` iff ``t + k - left <= c <= t + k + right``.
+
+    For rows ``i0 ..`` and keys ``j0 ..`` of a call with alignment offset ``o`` (0 top-left,
+    ``S - L`` bottom-right), ``k = i0 + o - j0``: query ``i`` keeps key ``j`` iff
+    ``i + o - left <= j <= i + o + right`` (clause ``window.index-rule``); a side that is None is
+    unbounded, so ``(None, 0)`` is the causal rule (clause ``window.causal``).
+    """
+    left, right = window
+    rows, keys = x.shape[-2:]
+    distance = np.arange(keys)[None, :] - np.arange(rows)[:, None] - k  # (R, w): c - (t + k)
+    outside = np.zeros((rows, keys), dtype=bool)
+    if left is not None:
+        outside |= distance < -left
+    if right is not None:
+        outside |= distance > right
+    np.copyto(x, ops.neg_inf, where=outside)
     return x
 
 

@@ -189,6 +189,28 @@ def check_positive_real(name: str, value: Any) -> float:
     return number
 
 
+def check_window(window: Any) -> tuple[int | None, int | None] | None:
+    """``window``: None, or a pair ``(left, right)`` of integers >= 0 or None (that side unbounded) (clause
+    ``window.index-rule``)."""
+    if window is None:
+        return None
+    if not isinstance(window, (tuple, list)) or len(window) != 2:
+        raise ValueError(f"window: expected None or a pair (left, right) of integers >= 0 or None, got {window!r}")
+    sides = []
+    for name, side in zip(("left", "right"), window):
+        if side is None:
+            sides.append(None)
+            continue
+        if isinstance(side, (bool, np.bool_)) or not isinstance(side, numbers.Integral):
+            raise ValueError(f"window: {name} must be an integer >= 0 or None (unbounded), got {side!r} "
+                             f"({type(side).__name__})")
+        if side < 0:
+            raise ValueError(f"window: {name} must be an integer >= 0 or None (unbounded), got {side}; a window of "
+                             f"W keys that ends at the query's own position is (W - 1, 0)")
+        sides.append(int(side))
+    return sides[0], sides[1]
+
+
 def _join(items: list[str]) -> str:
     if len(items) <= 2:
         return " and ".join(items)

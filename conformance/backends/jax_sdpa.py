@@ -87,9 +87,10 @@ def _configure() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def _attention(query, key, value, attn_mask, scale, is_causal):
+def _attention(query, key, value, attn_mask, scale, is_causal, window=None):
     """The contract's call as one function of JAX arrays, the layout mapping included, so that under ``jax.jit``
-    (:func:`_jitted`) the transposes compile into the one program of each shape instead of one each."""
+    (:func:`_jitted`) the transposes compile into the one program of each shape instead of one each. ``window``
+    is JAX's ``local_window_size``, two integers (an unbounded side given as ``max(L, S)``)."""
     import jax
 
     leading, L = query.shape[:-2], query.shape[-2]
@@ -101,7 +102,8 @@ def _attention(query, key, value, attn_mask, scale, is_causal):
             mask = full
         else:
             bias = full
-    out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, scale=scale, is_causal=is_causal)  # (B, L, H, E)
+    out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, scale=scale, is_causal=is_causal,
+                                       local_window_size=window)  # (B, L, H, E)
     return out.transpose(0, 2, 1, 3).reshape(leading + (L, v.shape[-1]))  # (..., L, Ev)
 
 
@@ -122,20 +124,27 @@ def _jitted():
     again on every call: about 6 ms a call against 0.15 ms jitted) but what a user's eager call computes."""
     import jax
 
-    return jax.jit(_attention, static_argnums=5)  # a traced scale: one compilation for every explicit scale
+    return jax.jit(_attention, static_argnums=(5, 6))  # a traced scale: one compilation for every explicit scale
 
 
-def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
-    """JAX takes fewer key/value heads than query heads as they come (``N % K == 0``): ``enable_gqa`` is in the shapes."""
+def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False,
+         window=None):
+    """JAX takes fewer key/value heads than query heads as they come (``N % K == 0``): ``enable_gqa`` is in the shapes.
+    ``window=(left, right)`` is JAX's ``local_window_size``, aligned top-left like its ``is_causal``; JAX takes no
+    unbounded side, so None becomes ``max(L, S)``, which keeps every key on that side (clause ``window.no-window``)."""
     if dropout_p:
         raise ValueError("jax.nn.dot_product_attention has no dropout")
+    if window is not None:
+        wide = max(query.shape[-2], key.shape[-2])
+        window = tuple(wide if side is None else int(side) for side in window)
     attend = _jitted() if query.dtype.itemsize >= 4 else _attention  # see _jitted: jit is unsafe for half precision
-    return attend(query, key, value, attn_mask, scale, bool(is_causal))
+    return attend(query, key, value, attn_mask, scale, bool(is_causal), window)
 
 
 def backend() -> Backend:
     declaration = Declaration(
-        kind="sdpa", dtypes=DTYPES, value_width=False, strided=False, causal_alignment="top-left", gqa=True, shapes=6,
+        kind="sdpa", dtypes=DTYPES, value_width=False, strided=False, causal_alignment="top-left", gqa=True, window=True,
+        shapes=6,
         conventions=(("layout", "(B, L, H, E), mapped from (..., L, E)"),
                      ("mask polarity", "True = attend (mask); float masks as bias")),
         expected_failures=(ExpectedFailure(

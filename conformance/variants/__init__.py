@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from .base import Variant
 from .gqa import VARIANT as GQA
+from .window import VARIANT as WINDOW
 
-VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA,)}
+VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA, WINDOW)}
 
 
 def variant(name: str) -> Variant:

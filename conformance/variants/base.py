@@ -24,7 +24,10 @@ class Variant:
     and to :func:`kqv.reference.scaled_dot_product_attention`; ``shapes(parameter, shapes)`` the
     shapes of the arguments as the contract's shape rule sees them (by name; identity by default);
     ``fits(batch, **options)`` whether a case of those batch dims can use it without changing them
-    (a backend with a budget of shapes draws the batch dims from its pool first).
+    (a backend with a budget of shapes draws the batch dims from its pool first); ``keeps(parameter,
+    case)`` the keys it keeps, ``(L, S)`` bool, for a variant that drops keys (None: it drops none),
+    so that the masks a case draws keep a key in every row; ``positional`` whether its rule reads the
+    positions of queries and keys (checks that permute them leave it out).
     """
 
     name: str
@@ -36,3 +39,5 @@ class Variant:
     checks: str  # the module that registers its checks
     shapes: Callable[[Any, dict[str, tuple[int, ...]]], dict[str, tuple[int, ...]]] = lambda parameter, shapes: shapes
     fits: Callable[..., bool] = lambda batch, **options: True
+    keeps: Callable[[Any, Any], Any] | None = None
+    positional: bool = False  # its rule depends on the positions i and j (a window), not only on their scores

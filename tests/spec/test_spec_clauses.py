@@ -142,8 +142,8 @@ def test_ids_are_unique_and_follow_the_pattern() -> None:
 
 def test_sections_are_ordered_and_clauses_read_section_by_section() -> None:
     keys = [key for key, _ in SECTIONS]
-    assert keys == ["projections", "scores", "masking", "softmax", "output", "attention", "heads", "multihead",
-                    "positional", "gradients"]
+    assert keys == ["projections", "scores", "masking", "softmax", "output", "attention", "heads", "windows",
+                    "multihead", "positional", "gradients"]
     assert all(title for _, title in SECTIONS)
     order = [keys.index(item.section) for item in ALL]
     assert order == sorted(order), "CLAUSES is not in reading order"
@@ -153,7 +153,8 @@ def test_sections_are_ordered_and_clauses_read_section_by_section() -> None:
 def test_required_ids_sit_in_their_sections() -> None:
     prefix_to_section = {
         "projection": "projections", "scores": "scores", "mask": "masking", "softmax": "softmax",
-        "output": "output", "attention": "attention", "impl": "attention", "gqa": "heads", "mha": "multihead",
+        "output": "output", "attention": "attention", "impl": "attention", "gqa": "heads", "window": "windows",
+        "mha": "multihead",
         "pe": "positional", "gradient": "gradients",
     }
     for identifier in REQUIRED_IDS:

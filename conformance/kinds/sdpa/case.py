@@ -130,8 +130,10 @@ def _sdpa_values(case: SdpaCase, rng: np.random.Generator) -> tuple[np.ndarray, 
         if reached > 0:
             # A small explicit scale asks for large query entries: they stay within half the dtype's range, so that
             # rounding to the dtype never makes them infinite (the scores then fall short of the target).
-            room = LARGEST[case.dtype] / 2 / max(np.max(np.abs(query)), np.finfo(np.float64).tiny)
-            query = query * min(target / reached, room)
+            factor, largest = target / reached, float(np.max(np.abs(query)))
+            if largest * factor > LARGEST[case.dtype] / 2:
+                factor = LARGEST[case.dtype] / 2 / largest
+            query = query * factor
     elif case.values == "far-apart" and E:
         key[..., 0] = 1.0
         sign = rng.choice([-1.0, 1.0], size=batch + (L,))
@@ -186,6 +188,32 @@ def _tile_pattern(case: SdpaCase, rng: np.random.Generator) -> np.ndarray | None
     return allowed if allowed.any() else None
 
 
+def variant_keeps(case: SdpaCase) -> np.ndarray | None:
+    """``(L, S)`` bool: the keys every variant of the case that drops keys keeps (a window), or None."""
+    limits = None
+    for name, parameter in case.variants:
+        keeps = variant(name).keeps
+        if keeps is not None:
+            kept = keeps(parameter, case)
+            limits = kept if limits is None else limits & kept
+    return limits
+
+
+def _kept_by_each_row(case: SdpaCase, limits: np.ndarray, allowed: np.ndarray | None, rng: np.random.Generator,
+                      rows: tuple[int, ...]) -> np.ndarray:
+    """For each mask row (``rows``, ending in L), a key that the variants, the causal rule and, where it leaves one,
+    the tile pattern keep: ``rows`` int. A row whose variants keep nothing gets key 0 (it stays empty anyway)."""
+    candidates = limits.copy()  # (L, S)
+    if case.is_causal:
+        o = 0 if case.alignment == "top-left" else case.S - case.L
+        candidates &= np.arange(case.S)[None, :] <= np.arange(case.L)[:, None] + o
+    if allowed is not None:
+        patterned = candidates & allowed
+        candidates = np.where(patterned.any(axis=-1, keepdims=True), patterned, candidates)
+    draws = rng.random(rows + (case.S,)) * candidates  # (..., L, S): 0 off the candidates
+    return np.argmax(draws, axis=-1)
+
+
 def _sdpa_mask(case: SdpaCase, rng: np.random.Generator) -> np.ndarray | None:
     """The attn_mask of the case: every row keeps a key unless ``empty_rows``, then some keep none."""
     if case.mask == "none":
@@ -196,10 +224,13 @@ def _sdpa_mask(case: SdpaCase, rng: np.random.Generator) -> np.ndarray | None:
     allowed = _tile_pattern(case, _rng(case.seed, 2))  # (S,): the keys the pattern leaves, or None
     if allowed is not None:
         keep &= allowed
+    limits = variant_keeps(case)  # (L, S): the keys the case's variants keep, or None
     if case.S:
         # One key per row stays kept (among those the pattern leaves); under is_causal it is key 0, which every
-        # causal row sees.
-        if case.is_causal:
+        # causal row sees; where a variant drops keys, one it keeps.
+        if limits is not None:
+            chosen = _kept_by_each_row(case, limits, allowed, rng, shape[:-1])
+        elif case.is_causal:
             chosen = np.zeros(shape[:-1], dtype=np.int64)
         elif allowed is None:
             chosen = rng.integers(0, case.S, shape[:-1])

@@ -15,7 +15,7 @@ from ...registry import CheckFailure, agree, check, needs, needs_batch, needs_so
 from ...dtypes import LARGEST, UNIT_ROUNDOFF, round_to
 from ...messages import outside_range
 from .call import expectation, fresh, output
-from .case import VALUES
+from .case import VALUES, variant_keeps
 from .strategy import cases
 
 MASKS = ("none", "bool", "float")
@@ -38,16 +38,23 @@ def zero_weight(backend, case, context):
     """Keys masked for every query cannot move the output, even when their values are huge."""
     inputs = case.build()
     rng = _rng(case, 11)
+    limits = variant_keeps(case)  # (L, S): the keys a window keeps, or None
+    kept = np.zeros(case.L, dtype=np.int64) if limits is None else np.argmax(limits, axis=-1)  # (L,): one per row
     masked = rng.random(case.S) < 0.5  # (S,): the keys masked for every query
-    masked[0] = False
-    masked[-1] |= not masked.any()
+    masked[kept] = False
+    if not masked.any():
+        free = np.setdiff1d(np.arange(case.S), kept)
+        if not free.size:
+            return  # every key is some row's one kept key: none can be masked for all
+        masked[free[-1]] = True
     mask = np.array(inputs.attn_mask, copy=True)
+    rows = np.arange(case.L)
     if mask.dtype == np.bool_:
         mask[..., masked] = False
-        mask[..., 0] = True
+        mask[..., rows, kept] = True
     else:
         mask[..., masked] = -np.inf
-        mask[..., 0] = np.where(np.isfinite(mask[..., 0]), mask[..., 0], 0)
+        mask[..., rows, kept] = np.where(np.isfinite(mask[..., rows, kept]), mask[..., rows, kept], 0)
     first = inputs.replace(attn_mask=mask)
     value, key = np.array(first.value, copy=True), np.array(first.key, copy=True)
     huge = LARGEST[case.dtype] / (8 * case.S)
@@ -103,7 +110,7 @@ def _permute(inputs, axis_name, order):
     return inputs.replace(key=inputs.key[..., order, :], value=inputs.value[..., order, :], attn_mask=mask)
 
 
-@check("attention.permutation.queries", "sdpa", cases(masks=MASKS, values=VALUES, min_length=2))
+@check("attention.permutation.queries", "sdpa", cases(masks=MASKS, values=VALUES, min_length=2, permuted=True))
 def permutation_queries(backend, case, context):
     """Permuting the query rows (and the mask rows) permutes the output rows."""
     first = case.build()
@@ -114,7 +121,7 @@ def permutation_queries(backend, case, context):
                                                   f"the permuted output)")
 
 
-@check("attention.permutation.keys", "sdpa", cases(masks=MASKS, values=VALUES, min_length=2))
+@check("attention.permutation.keys", "sdpa", cases(masks=MASKS, values=VALUES, min_length=2, permuted=True))
 def permutation_keys(backend, case, context):
     """Permuting keys, values and mask columns together changes nothing."""
     first = case.build()
