@@ -51,6 +51,14 @@ def outside_range(count: int, total: int, index: Iterable[int], got: float, low:
             f"first at {at(index)}: got {got!r}, range [{low:.6g}, {high:.6g}] widened by the bound {bound:.3g}")
 
 
+def below_cap_floor(count: int, total: int, index: Iterable[int], got: float, floor: float, bound: float,
+                    cap: float) -> str:
+    """A weight below what a cap allows (clause ``softcap.bounded``)."""
+    return (f"{count} of {total} weights (the output with V picking out keys) lie below exp(-2c) times their row's largest, "
+            f"which softcap c = {cap:g} forbids; first at {at(index)}: got {got!r} < {floor:.6g} by more than the "
+            f"bound {bound:.3g}")
+
+
 def wrong_shape(got: tuple[int, ...], expected: tuple[int, ...], layout: str) -> str:
     return f"output shape {tuple(got)}, expected {tuple(expected)} = {layout}"
 

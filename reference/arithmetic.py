@@ -33,6 +33,10 @@ class Float64:
         return np.exp(x)
 
     @staticmethod
+    def tanh(x: np.ndarray) -> np.ndarray:
+        return np.tanh(x)
+
+    @staticmethod
     def sum(x: np.ndarray, axis: int) -> np.ndarray:
         """The sums along ``axis``, which is kept with length 1."""
         return np.sum(x, axis=axis, keepdims=True)
@@ -43,6 +47,7 @@ class Float64:
 
 
 _exp = np.frompyfunc(mpmath.exp, 1, 1)
+_tanh = np.frompyfunc(mpmath.tanh, 1, 1)
 
 
 class Multiprecision:
@@ -67,6 +72,10 @@ class Multiprecision:
     @staticmethod
     def exp(x: np.ndarray) -> np.ndarray:
         return np.asarray(_exp(x), dtype=object)
+
+    @staticmethod
+    def tanh(x: np.ndarray) -> np.ndarray:
+        return np.asarray(_tanh(x), dtype=object)
 
     @staticmethod
     def sum(x: np.ndarray, axis: int) -> np.ndarray:

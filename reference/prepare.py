@@ -17,7 +17,7 @@ import numpy as np
 from .arithmetic import to_mpf
 from .stages import add_biases, drop_causal, drop_keys, drop_window, map_heads
 from .validation import (CAUSAL_ALIGNMENTS, MASKED_ROWS, as_float64, as_mask, check_attention_shapes, check_bool,
-                         check_choice, check_min_ndim, check_scale, check_window)
+                         check_choice, check_min_ndim, check_positive_real, check_scale, check_window)
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class Prepared:
     masked_rows: str
     window: tuple[int | None, int | None] | None = None
     offset: int = 0  # the alignment offset o of the causal rule and the window: 0 top-left, S - L bottom-right
+    softcap: Any = None  # the cap c of softcap.formula, or None
 
     @property
     def L(self) -> int:  # noqa: N802 - the paper's name
@@ -93,8 +94,9 @@ class Prepared:
 
         mask = self.mask if self.mask is None or self.mask.dtype == np.bool_ else to_mpf(self.mask)
         scale = 1 / mpmath.sqrt(self.E) if self.default_scale else mpmath.mpf(self.scale)
+        cap = None if self.softcap is None else mpmath.mpf(self.softcap)
         return dataclasses.replace(self, query=to_mpf(self.query), key=to_mpf(self.key), value=to_mpf(self.value),
-                                   scale=scale, mask=mask)
+                                   scale=scale, mask=mask, softcap=cap)
 
 
 def _check_heads(query: np.ndarray, key: np.ndarray, value: np.ndarray) -> None:
@@ -115,7 +117,7 @@ def _check_heads(query: np.ndarray, key: np.ndarray, value: np.ndarray) -> None:
 
 def prepare(query: Any, key: Any, value: Any = None, attn_mask: Any = None, is_causal: Any = False,
             scale: Any = None, *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
-            enable_gqa: Any = False, window: Any = None) -> Prepared:
+            enable_gqa: Any = False, window: Any = None, softcap: Any = None) -> Prepared:
     """Validate the arguments of :func:`kqv.reference.scaled_dot_product_attention` and return the :class:`Prepared` call.
 
     ``value`` None stands for a value of width 0 (:func:`kqv.reference.attention_weights` has none).
@@ -143,6 +145,7 @@ def prepare(query: Any, key: Any, value: Any = None, attn_mask: Any = None, is_c
     causal_alignment = check_choice("causal_alignment", causal_alignment, CAUSAL_ALIGNMENTS)
     mask = None if attn_mask is None else as_mask(attn_mask, batch + (L, S))
     window = check_window(window)
+    softcap = None if softcap is None else check_positive_real("softcap", softcap)  # clause softcap.formula
     offset = 0 if causal_alignment == "top-left" else S - L
     return Prepared(query, key, value, batch, value_of_scale, scale is None, mask, offset if is_causal else None,
-                    masked_rows, window, offset)
+                    masked_rows, window, offset, softcap)

@@ -16,13 +16,13 @@ from .arithmetic import FLOAT64
 from .blocked import blocked_attention
 from .prepare import Prepared, prepare
 from .stages import (add_biases, drop_causal, drop_keys, drop_window, fill_masked_rows, masked_row_weights, scores,
-                     softmax, weighted_sum)
+                     soft_cap, softmax, weighted_sum)
 from .validation import check_choice, check_dropout
 
 
-def weights_of(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray]:
-    """Stages 1 to 4 on whole arrays: ``(P (*batch, L, S), empty (*batch, L, 1))``, P 0 on empty rows."""
-    x = scores(call.query, call.key, call.scale, ops)  # (..., L, S), clause scores.dot-product
+def masked_scores(call: Prepared, ops=FLOAT64) -> np.ndarray:
+    """Stages 1 to 3 on whole arrays: the scores ``(*batch, L, S)``, capped, biased, ``-inf`` where a key is dropped."""
+    x = soft_cap(scores(call.query, call.key, call.scale, ops), call.softcap, ops)  # (..., L, S), softcap.formula
     if x.shape != call.shape:
         x = np.array(np.broadcast_to(x, call.shape))  # value's or the mask's batch dims too: (*batch, L, S)
     add_biases(x, call.mask)  # clause mask.additive
@@ -31,7 +31,12 @@ def weights_of(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray]:
         drop_causal(x, call.causal_offset, ops)  # clauses mask.causal.top-left, mask.causal.bottom-right
     if call.window is not None:
         drop_window(x, call.offset, call.window, ops)  # clause window.index-rule
-    return softmax(x, ops)  # clauses softmax.stable, mask.zero-weight
+    return x
+
+
+def weights_of(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray]:
+    """Stages 1 to 4 on whole arrays: ``(P (*batch, L, S), empty (*batch, L, 1))``, P 0 on empty rows."""
+    return softmax(masked_scores(call, ops), ops)  # clauses softmax.stable, mask.zero-weight
 
 
 def attend(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -45,7 +50,7 @@ def attend(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bool = False, scale: Any = None, *,
                       causal_alignment: str = "top-left", masked_rows: str = "zeros",
-                      enable_gqa: bool = False, window: Any = None) -> np.ndarray:
+                      enable_gqa: bool = False, window: Any = None, softcap: Any = None) -> np.ndarray:
     """The attention weights ``P = softmax(Q K^T * scale + mask)``, float64 ``(..., L, S)``.
 
     ``P_ij = exp(x_ij - m_i) / sum_{k kept} exp(x_ik - m_i)`` for kept keys and exactly
@@ -55,13 +60,13 @@ def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bo
     ``mask.additive``, ``mask.causal.top-left``, ``mask.causal.bottom-right``,
     ``softmax.definition``, ``softmax.stable``, ``softmax.rows-sum-to-one``,
     ``mask.zero-weight``, with ``enable_gqa`` ``gqa.head-mapping``, with ``window``
-    ``window.index-rule``. A row whose
+    ``window.index-rule``, with ``softcap`` ``softcap.formula``. A row whose
     every key is masked (clause ``mask.fully-masked-row``) is 0 (``masked_rows="zeros"``),
     NaN (``"nan"``) or ``1/S`` (``"uniform"``). Arguments are those of
     :func:`scaled_dot_product_attention`.
     """
     call = prepare(query, key, None, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
-                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window)
+                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap)
     weights, empty = weights_of(call)
     return masked_row_weights(weights, empty, masked_rows)
 
@@ -88,7 +93,8 @@ def _auto(query: Any, key: Any, value: Any, enable_gqa: bool) -> str:
 
 def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: Any = None, enable_gqa: bool = False, *,
-                                 window: Any = None, causal_alignment: str = "top-left", masked_rows: str = "zeros",
+                                 window: Any = None, softcap: Any = None, causal_alignment: str = "top-left",
+                                 masked_rows: str = "zeros",
                                  method: str = "auto", block_size: tuple[int, int] | None = None) -> np.ndarray:
     """Attention ``O = softmax(Q K^T * scale + mask) V`` in float64 (clause ``attention.sdpa``).
 
@@ -130,6 +136,10 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     a window of ``W`` keys ending at the query's own position is ``(W - 1, 0)``.
     With ``is_causal`` or ``attn_mask``, a key takes part only if each allows it.
 
+    ``softcap``: logit soft-capping (clause ``softcap.formula``): None, or a
+    real ``c > 0``; each score becomes ``c tanh(s q.k / c)`` after the scale and
+    before any bias or mask (clause ``softcap.order``).
+
     ``dropout_p`` must be 0: the reference is deterministic.
 
     ``masked_rows``: the output of a row whose every key is masked (clause
@@ -155,9 +165,10 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
         method = _auto(query, key, value, enable_gqa)
     if method == "blocked":
         return blocked_attention(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
-                                 masked_rows=masked_rows, block_size=block_size, enable_gqa=enable_gqa, window=window)
+                                 masked_rows=masked_rows, block_size=block_size, enable_gqa=enable_gqa, window=window,
+                                 softcap=softcap)
     if block_size is not None:
         raise ValueError("block_size: only the blocked method takes a block size (method='blocked')")
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
-                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window)
+                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap)
     return attend(call)[2]

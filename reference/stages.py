@@ -4,7 +4,8 @@ One call goes through these stages (each names its clauses):
 
 0. heads: key and value mapped to the query heads, query head h reading key/value head
    ``floor(h / G)`` (:func:`map_heads`; ``gqa.head-mapping``);
-1. scores: ``x = s Q K^T`` (:func:`scores`; ``scores.dot-product``, ``scores.scale.*``);
+1. scores: ``x = s Q K^T`` (:func:`scores`; ``scores.dot-product``, ``scores.scale.*``), then with a
+   cap ``x = c tanh(x / c)`` (:func:`soft_cap`; ``softcap.formula``);
 2. biases: ``x + M`` for a float mask ``M``, whose ``-inf`` entries drop their keys
    (:func:`add_biases`; ``mask.additive``);
 3. keep mask: the keys a bool mask, the causal rule or a sliding window leaves out get the score
@@ -63,6 +64,17 @@ def scores(query: np.ndarray, key: np.ndarray, scale: Any, ops=FLOAT64) -> np.nd
     ``|s| |Q| |K|^T`` of the tolerance model.
     """
     return ops.matmul(query * scale, np.swapaxes(key, -1, -2))  # (..., R, w)
+
+
+def soft_cap(x: np.ndarray, cap: Any, ops=FLOAT64) -> np.ndarray:
+    """Stage 1, after the scale: ``x = c tanh(x / c)`` (clause ``softcap.formula``); ``cap`` None leaves ``x``.
+
+    It comes before the biases and the keep-masks (clause ``softcap.order``), so the scores it sees
+    are finite and a masked key still gets ``-inf`` afterwards.
+    """
+    if cap is None:
+        return x
+    return cap * ops.tanh(x / cap)
 
 
 def add_biases(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:

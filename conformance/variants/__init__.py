@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from .base import Variant
 from .gqa import VARIANT as GQA
+from .softcap import VARIANT as SOFTCAP
 from .window import VARIANT as WINDOW
 
-VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA, WINDOW)}
+VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA, WINDOW, SOFTCAP)}
 
 
 def variant(name: str) -> Variant:

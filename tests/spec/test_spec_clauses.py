@@ -25,6 +25,14 @@ REQUIRED_IDS = [
     "gqa.multi-query",
     "gqa.repeat-interleave",
     "gqa.group-structure",
+    "window.index-rule",
+    "window.causal",
+    "window.no-window",
+    "window.outside-keys",
+    "softcap.formula",
+    "softcap.bounded",
+    "softcap.small-scores",
+    "softcap.order",
     "mask.causal.top-left",
     "mask.causal.bottom-right",
     "mask.fully-masked-row",
@@ -69,6 +77,14 @@ REQUIRED_IDS = [
 ]
 
 REQUIRED_DERIVATIONS = [
+    "window.index-rule",
+    "window.causal",
+    "window.no-window",
+    "window.outside-keys",
+    "softcap.formula",
+    "softcap.bounded",
+    "softcap.small-scores",
+    "softcap.order",
     "scores.scale.variance",
     "mask.causal.independence",
     "softmax.rows-sum-to-one",
@@ -143,7 +159,7 @@ def test_ids_are_unique_and_follow_the_pattern() -> None:
 def test_sections_are_ordered_and_clauses_read_section_by_section() -> None:
     keys = [key for key, _ in SECTIONS]
     assert keys == ["projections", "scores", "masking", "softmax", "output", "attention", "heads", "windows",
-                    "multihead", "positional", "gradients"]
+                    "softcap", "multihead", "positional", "gradients"]
     assert all(title for _, title in SECTIONS)
     order = [keys.index(item.section) for item in ALL]
     assert order == sorted(order), "CLAUSES is not in reading order"
@@ -154,6 +170,7 @@ def test_required_ids_sit_in_their_sections() -> None:
     prefix_to_section = {
         "projection": "projections", "scores": "scores", "mask": "masking", "softmax": "softmax",
         "output": "output", "attention": "attention", "impl": "attention", "gqa": "heads", "window": "windows",
+        "softcap": "softcap",
         "mha": "multihead",
         "pe": "positional", "gradient": "gradients",
     }

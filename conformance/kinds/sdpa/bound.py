@@ -12,7 +12,7 @@ import numpy as np
 
 from kqv.reference.prepare import Prepared, prepare
 from kqv.reference.sdpa import attend
-from kqv.reference.stages import scores
+from kqv.reference.stages import scores, soft_cap
 
 from ...dtypes import as_float64
 from ...tolerance import Expectation, Precision, row_exponent_error
@@ -37,18 +37,21 @@ def _masked_rows_output(value: np.ndarray, empty: np.ndarray, masked_rows: str,
 
 
 def sdpa_bound(query: np.ndarray, key: np.ndarray, value: np.ndarray, weights: np.ndarray, keep: np.ndarray,
-               additive: np.ndarray, scale: float, precision: Precision) -> np.ndarray:
+               additive: np.ndarray, scale: float, precision: Precision, softcap: float | None = None) -> np.ndarray:
     """``B_ic`` of the module docstring, ``(..., L, Ev)``, from float64 arrays.
 
     ``weights`` are the reference weights ``P (..., L, S)``, ``keep`` the kept keys and ``additive``
     the finite additive mask at kept keys (zeros where there is none), both ``(..., L, S)``; key and
     value have the query's heads. The scores and their magnitudes ``A = |s| |Q| |K|^T`` come from
-    the scores stage of :mod:`kqv.reference.stages`.
+    the scores stage of :mod:`kqv.reference.stages`. With a cap ``c`` (clause ``softcap.formula``) the
+    score is ``c tanh(y / c)``: its slope is at most 1, so the error of ``y`` passes through no larger,
+    and computing it (``y / c``, ``tanh``, the product by ``c``) in the storage precision adds ``3 u_s |x|``.
     """
     E, S = query.shape[-1], key.shape[-2]
-    x = scores(query, key, scale) + additive  # (..., L, S): s Q K^T + M
+    x = soft_cap(scores(query, key, scale), softcap) + additive  # (..., L, S): c tanh(s Q K^T / c) + M
     A = scores(np.abs(query), np.abs(key), abs(scale))  # (..., L, S): |s| |Q| |K|^T
-    exponent = row_exponent_error(A, x, additive, keep, E, precision)  # (..., L)
+    extra = None if softcap is None else 3 * precision.storage * np.abs(x - additive)
+    exponent = row_exponent_error(A, x, additive, keep, E, precision, extra)  # (..., L)
     extra = 4 * precision.storage + (4 * S + 4) * precision.accumulation
     mass = weights @ np.abs(value)  # (..., L, Ev): sum_j P_ij |V_jc|
     kept_total = keep.astype(np.float64) @ np.abs(value)  # (..., L, Ev): sum over kept j of |V_jc|
@@ -59,7 +62,8 @@ def sdpa_bound(query: np.ndarray, key: np.ndarray, value: np.ndarray, weights: n
 def call_bound(call: Prepared, weights: np.ndarray, precision: Precision) -> np.ndarray:
     """:func:`sdpa_bound` of a float64 :class:`~kqv.reference.prepare.Prepared` call, ``(*batch, L, Ev)``: the
     kept keys, the biases at them and the head mapping are those the reference's stages use."""
-    return sdpa_bound(call.query, call.key, call.value, weights, call.kept(), call.biases(), call.scale, precision)
+    return sdpa_bound(call.query, call.key, call.value, weights, call.kept(), call.biases(), call.scale, precision,
+                      call.softcap)
 
 
 def sdpa_expectation(inputs: SdpaInputs, precision: Precision, alignment: str = "top-left",

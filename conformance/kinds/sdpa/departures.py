@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from kqv.reference.prepare import prepare
-from kqv.reference.stages import add_biases, drop_causal, drop_keys, scores
+from kqv.reference.sdpa import masked_scores
 
 from ...compare import mismatch
 from ...dtypes import as_float64
@@ -92,11 +92,7 @@ def tiles_normalised_alone(inputs: SdpaInputs, judging: Judging) -> Iterator[tup
     call = prepare(*(as_float64(a) for a in (inputs.query, inputs.key, inputs.value)),
                    inputs.attn_mask if mask is None else mask, inputs.is_causal, inputs.scale,
                    causal_alignment=judging.alignment, **inputs.keywords)
-    x = np.array(np.broadcast_to(scores(call.query, call.key, call.scale), call.shape))  # (*batch, L, S)
-    add_biases(x, call.mask)
-    drop_keys(x, call.mask)
-    if call.causal_offset is not None:
-        drop_causal(x, call.causal_offset)
+    x = masked_scores(call)  # (*batch, L, S): the reference's stages 1 to 3
     value = np.broadcast_to(call.value, call.batch + call.value.shape[-2:])  # (*batch, S, Ev)
     for tile in (size for size in LENGTH_TILES if size < call.S):
         output = np.zeros(call.batch + (call.L, call.Ev))
