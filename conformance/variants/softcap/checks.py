@@ -22,7 +22,7 @@ BITING = {"softcap": {"caps": (0.5, 1.0, 2.0, 5.0)}}  # caps under which exp(-2c
 
 
 @check("softcap.formula", "sdpa", cases(masks=MASKS, causal=(False, True), values=VALUES, scales=True,
-                                        variants={"softcap": {}}), requires=REQUIRES, variant="softcap")
+                                        variants={"softcap": {"anywhere": True}}), requires=REQUIRES, variant="softcap")
 def formula(backend, case, context):
     """Each score is c tanh(s q.k / c), with every mask, alignment, value profile and scale."""
     judge(backend, case)
@@ -57,7 +57,7 @@ def bounded(backend, case, context):
 
 
 @check("softcap.order", "sdpa", cases(masks=("bool", "float"), values=("normal", "large"), min_length=2,
-                                      variants={"softcap": {}}), requires=REQUIRES + (needs_some_mask,),
+                                      variants={"softcap": {"anywhere": True}}), requires=REQUIRES + (needs_some_mask,),
        variant="softcap")
 def order(backend, case, context):
     """Masked keys stay masked under the cap (it comes before the mask): their huge values cannot move the output."""
