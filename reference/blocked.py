@@ -182,7 +182,8 @@ def _entries(array: np.ndarray, batch: tuple[int, ...], n0: int, n1: int, rows: 
 def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, is_causal: bool = False,
                       scale: Any = None, *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
                       block_size: tuple[int, int] | None = None, workers: int | None = None,
-                      enable_gqa: bool = False, window: Any = None, softcap: Any = None) -> np.ndarray:
+                      enable_gqa: bool = False, window: Any = None, softcap: Any = None,
+                      kv_lengths: Any = None) -> np.ndarray:
     """``softmax(Q K^T * scale + mask) V`` in float64 by blocks (clauses ``attention.sdpa``, ``softmax.online``).
 
     Arguments, shapes, conventions and errors are those of
@@ -196,7 +197,8 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     values within a factor ``S`` of the largest float64 can overflow where the dense form does not.
     """
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
-                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap)
+                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
+                   kv_lengths=kv_lengths)
     batch, L, S, Ev = call.batch, call.L, call.S, call.Ev
     mask = None if call.mask is None else np.broadcast_to(call.mask, call.shape)
     block_queries, block_keys = _check_block(block_size)

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from .arithmetic import to_mpf
-from .stages import add_biases, drop_causal, drop_keys, drop_window, map_heads
+from .stages import add_biases, drop_beyond, drop_causal, drop_keys, drop_window, map_heads
 from .validation import (CAUSAL_ALIGNMENTS, MASKED_ROWS, as_float64, as_mask, check_attention_shapes, check_bool,
-                         check_choice, check_min_ndim, check_positive_real, check_scale, check_window)
+                         check_choice, check_kv_lengths, check_min_ndim, check_positive_real, check_scale,
+                         check_window)
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,9 @@ class Prepared:
     to ``(*batch, L, S)``; ``causal_offset`` None without ``is_causal``, else key ``j`` is kept for
     query ``i`` iff ``j <= i + causal_offset``; ``window`` None, or ``(left, right)``: key ``j`` is kept
     for query ``i`` iff ``i + offset - left <= j <= i + offset + right`` (a side None is unbounded),
-    ``offset`` being the alignment offset (0 top-left, ``S - L`` bottom-right).
+    ``offset`` being the alignment offset (0 top-left, ``S - L`` bottom-right). With ``kv_lengths``
+    the offset differs per batch entry, so the key lengths, the causal rule and the window are
+    folded into ``mask`` (:func:`fold_lengths`) and ``causal_offset`` and ``window`` are None.
     """
 
     query: np.ndarray
@@ -45,6 +48,7 @@ class Prepared:
     window: tuple[int | None, int | None] | None = None
     offset: int = 0  # the alignment offset o of the causal rule and the window: 0 top-left, S - L bottom-right
     softcap: Any = None  # the cap c of softcap.formula, or None
+    kv_lengths: np.ndarray | None = None  # int (B,): the valid keys of each batch entry, already folded into mask
 
     @property
     def L(self) -> int:  # noqa: N802 - the paper's name
@@ -115,9 +119,32 @@ def _check_heads(query: np.ndarray, key: np.ndarray, value: np.ndarray) -> None:
                          f"of the key/value heads H_kv = {kv_heads} (key {key.shape})")
 
 
+def fold_lengths(mask: np.ndarray | None, shape: tuple[int, ...], lengths: np.ndarray, top_left: bool,
+                 is_causal: bool, window: tuple[int | None, int | None] | None) -> np.ndarray:
+    """The keep-mask of stage 3 with key lengths, ``shape = (*batch, L, S)``: batch entry ``b`` (axis -4) keeps keys
+    ``j < n_b`` (clause ``lengths.index-rule``), and its causal rule and window use the offset ``o_b = n_b - L``
+    bottom-right, 0 top-left (clause ``lengths.offset``). Combined with ``mask``: a bool mask and-ed, a float
+    mask given ``-inf`` at the keys dropped; without a mask, a bool mask."""
+    L = shape[-2]
+    x = np.zeros(shape)  # (*batch, L, S): 0 kept, -inf dropped
+    for b, length in enumerate(lengths):
+        entry = x[..., b, :, :, :]  # (..., H, L, S): batch entry b
+        offset = 0 if top_left else int(length) - L
+        drop_beyond(entry, int(length))
+        if is_causal:
+            drop_causal(entry, offset)
+        if window is not None:
+            drop_window(entry, offset, window)
+    if mask is None:
+        return x == 0
+    if mask.dtype == np.bool_:
+        return np.broadcast_to(mask, shape) & (x == 0)
+    return np.broadcast_to(mask, shape) + x
+
+
 def prepare(query: Any, key: Any, value: Any = None, attn_mask: Any = None, is_causal: Any = False,
             scale: Any = None, *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
-            enable_gqa: Any = False, window: Any = None, softcap: Any = None) -> Prepared:
+            enable_gqa: Any = False, window: Any = None, softcap: Any = None, kv_lengths: Any = None) -> Prepared:
     """Validate the arguments of :func:`kqv.reference.scaled_dot_product_attention` and return the :class:`Prepared` call.
 
     ``value`` None stands for a value of width 0 (:func:`kqv.reference.attention_weights` has none).
@@ -147,5 +174,10 @@ def prepare(query: Any, key: Any, value: Any = None, attn_mask: Any = None, is_c
     window = check_window(window)
     softcap = None if softcap is None else check_positive_real("softcap", softcap)  # clause softcap.formula
     offset = 0 if causal_alignment == "top-left" else S - L
+    if kv_lengths is not None:
+        lengths = check_kv_lengths(kv_lengths, batch, S)
+        mask = fold_lengths(mask, batch + (L, S), lengths, causal_alignment == "top-left", is_causal, window)
+        return Prepared(query, key, value, batch, value_of_scale, scale is None, mask, None, masked_rows, None, 0,
+                        softcap, lengths)
     return Prepared(query, key, value, batch, value_of_scale, scale is None, mask, offset if is_causal else None,
                     masked_rows, window, offset, softcap)

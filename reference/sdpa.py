@@ -50,7 +50,8 @@ def attend(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bool = False, scale: Any = None, *,
                       causal_alignment: str = "top-left", masked_rows: str = "zeros",
-                      enable_gqa: bool = False, window: Any = None, softcap: Any = None) -> np.ndarray:
+                      enable_gqa: bool = False, window: Any = None, softcap: Any = None,
+                      kv_lengths: Any = None) -> np.ndarray:
     """The attention weights ``P = softmax(Q K^T * scale + mask)``, float64 ``(..., L, S)``.
 
     ``P_ij = exp(x_ij - m_i) / sum_{k kept} exp(x_ik - m_i)`` for kept keys and exactly
@@ -66,7 +67,8 @@ def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bo
     :func:`scaled_dot_product_attention`.
     """
     call = prepare(query, key, None, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
-                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap)
+                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
+                   kv_lengths=kv_lengths)
     weights, empty = weights_of(call)
     return masked_row_weights(weights, empty, masked_rows)
 
@@ -93,7 +95,8 @@ def _auto(query: Any, key: Any, value: Any, enable_gqa: bool) -> str:
 
 def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: Any = None, enable_gqa: bool = False, *,
-                                 window: Any = None, softcap: Any = None, causal_alignment: str = "top-left",
+                                 window: Any = None, softcap: Any = None, kv_lengths: Any = None,
+                                 causal_alignment: str = "top-left",
                                  masked_rows: str = "zeros",
                                  method: str = "auto", block_size: tuple[int, int] | None = None) -> np.ndarray:
     """Attention ``O = softmax(Q K^T * scale + mask) V`` in float64 (clause ``attention.sdpa``).
@@ -140,6 +143,13 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     real ``c > 0``; each score becomes ``c tanh(s q.k / c)`` after the scale and
     before any bias or mask (clause ``softcap.order``).
 
+    ``kv_lengths``: int ``(B,)``, the valid keys of each entry of the batch axis
+    just before the heads (query ``(..., B, H, L, E)``): entry ``b`` keeps keys
+    ``j < n_b`` only (clause ``lengths.index-rule``), and bottom-right its
+    causal rule and window are aligned to its last valid key, offset
+    ``n_b - L`` (clause ``lengths.offset``; negative when ``L > n_b``: the
+    leading rows keep no key).
+
     ``dropout_p`` must be 0: the reference is deterministic.
 
     ``masked_rows``: the output of a row whose every key is masked (clause
@@ -166,9 +176,10 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     if method == "blocked":
         return blocked_attention(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                                  masked_rows=masked_rows, block_size=block_size, enable_gqa=enable_gqa, window=window,
-                                 softcap=softcap)
+                                 softcap=softcap, kv_lengths=kv_lengths)
     if block_size is not None:
         raise ValueError("block_size: only the blocked method takes a block size (method='blocked')")
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
-                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap)
+                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
+                   kv_lengths=kv_lengths)
     return attend(call)[2]

@@ -8,9 +8,10 @@ One call goes through these stages (each names its clauses):
    cap ``x = c tanh(x / c)`` (:func:`soft_cap`; ``softcap.formula``);
 2. biases: ``x + M`` for a float mask ``M``, whose ``-inf`` entries drop their keys
    (:func:`add_biases`; ``mask.additive``);
-3. keep mask: the keys a bool mask, the causal rule or a sliding window leaves out get the score
-   ``-inf`` (:func:`drop_keys`, :func:`drop_causal`, :func:`drop_window`; ``mask.bool``,
-   ``mask.causal.*``, ``window.index-rule``);
+3. keep mask: the keys a bool mask, the causal rule, a sliding window or a key length leaves out
+   get the score ``-inf`` (:func:`drop_keys`, :func:`drop_causal`, :func:`drop_window`,
+   :func:`drop_beyond`; ``mask.bool``, ``mask.causal.*``, ``window.index-rule``,
+   ``lengths.index-rule``);
 4. softmax over the keys left, shifted by the row max (:func:`softmax`; ``softmax.stable``,
    ``mask.zero-weight``), or its online form block by block (``softmax.online``, in
    :mod:`kqv.reference.blocked`);
@@ -135,6 +136,12 @@ def drop_window(x: np.ndarray, k: int, window: tuple[int | None, int | None], op
     if right is not None:
         outside |= distance > right
     np.copyto(x, ops.neg_inf, where=outside)
+    return x
+
+
+def drop_beyond(x: np.ndarray, length: int, ops=FLOAT64) -> np.ndarray:
+    """Stage 3, in place: in ``x (..., R, S)``, keys ``j >= length`` get ``-inf`` (clause ``lengths.index-rule``)."""
+    np.copyto(x[..., length:], ops.neg_inf)
     return x
 
 

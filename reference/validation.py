@@ -211,6 +211,25 @@ def check_window(window: Any) -> tuple[int | None, int | None] | None:
     return sides[0], sides[1]
 
 
+def check_kv_lengths(kv_lengths: Any, batch: tuple[int, ...], S: int) -> np.ndarray:
+    """``kv_lengths``: integers ``0 <= n_b <= S``, shape ``(B,)`` with ``B`` the batch dim just before the head axis
+    (``batch[-2]``: query ``(..., B, H, L, E)``); returned as int64 ``(B,)`` (clause ``lengths.index-rule``)."""
+    array = np.asarray(kv_lengths)
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"kv_lengths: expected integers (the valid keys of each batch entry), got dtype "
+                         f"{array.dtype} (shape {array.shape})")
+    if len(batch) < 2:
+        raise ValueError(f"kv_lengths: needs the batch axis before the head axis, inputs (..., B, H, L, E) with at "
+                         f"least 4 dims; the batch dims broadcast to {batch}")
+    if array.shape != (batch[-2],):
+        raise ValueError(f"kv_lengths: expected shape (B,) = ({batch[-2]},), one length per entry of the batch axis "
+                         f"before the heads (batch dims {batch}), got shape {array.shape}")
+    outside = (array < 0) | (array > S)
+    if outside.any():
+        raise ValueError(f"kv_lengths: each length must lie in 0..S = 0..{S}, got {array.tolist()}")
+    return array.astype(np.int64)
+
+
 def _join(items: list[str]) -> str:
     if len(items) <= 2:
         return " and ".join(items)

@@ -21,6 +21,7 @@ Measured with jax 0.10 on CPU, two known departures:
 from __future__ import annotations
 
 import functools
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,11 @@ def _configure() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def _attention(query, key, value, attn_mask, scale, is_causal, window=None):
+def _attention(query, key, value, attn_mask, scale, is_causal, window=None, lengths=None):
     """The contract's call as one function of JAX arrays, the layout mapping included, so that under ``jax.jit``
     (:func:`_jitted`) the transposes compile into the one program of each shape instead of one each. ``window``
-    is JAX's ``local_window_size``, two integers (an unbounded side given as ``max(L, S)``)."""
+    is JAX's ``local_window_size``, two integers (an unbounded side given as ``max(L, S)``); ``lengths`` its
+    ``key_value_seq_lengths``, one per flattened batch entry ``B``."""
     import jax
 
     leading, L = query.shape[:-2], query.shape[-2]
@@ -103,7 +105,7 @@ def _attention(query, key, value, attn_mask, scale, is_causal, window=None):
         else:
             bias = full
     out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, scale=scale, is_causal=is_causal,
-                                       local_window_size=window)  # (B, L, H, E)
+                                       local_window_size=window, key_value_seq_lengths=lengths)  # (B, L, H, E)
     return out.transpose(0, 2, 1, 3).reshape(leading + (L, v.shape[-1]))  # (..., L, Ev)
 
 
@@ -128,23 +130,29 @@ def _jitted():
 
 
 def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False,
-         window=None):
+         window=None, kv_lengths=None):
     """JAX takes fewer key/value heads than query heads as they come (``N % K == 0``): ``enable_gqa`` is in the shapes.
     ``window=(left, right)`` is JAX's ``local_window_size``, aligned top-left like its ``is_causal``; JAX takes no
-    unbounded side, so None becomes ``max(L, S)``, which keeps every key on that side (clause ``window.no-window``)."""
+    unbounded side, so None becomes ``max(L, S)``, which keeps every key on that side (clause ``window.no-window``).
+    ``kv_lengths`` is JAX's ``key_value_seq_lengths``, repeated over the dims before ``(B, H)``, which JAX's one
+    batch dim holds too; top-left, so no offset moves with the lengths."""
     if dropout_p:
         raise ValueError("jax.nn.dot_product_attention has no dropout")
     if window is not None:
         wide = max(query.shape[-2], key.shape[-2])
         window = tuple(wide if side is None else int(side) for side in window)
+    lengths = None
+    if kv_lengths is not None:
+        entries = math.prod(query.shape[:-4])  # the dims before (B, H) fold into JAX's one batch dim, C order
+        lengths = np.tile(np.asarray(kv_lengths, dtype=np.int32), entries)  # (prod(...) * B,)
     attend = _jitted() if query.dtype.itemsize >= 4 else _attention  # see _jitted: jit is unsafe for half precision
-    return attend(query, key, value, attn_mask, scale, bool(is_causal), window)
+    return attend(query, key, value, attn_mask, scale, bool(is_causal), window, lengths)
 
 
 def backend() -> Backend:
     declaration = Declaration(
         kind="sdpa", dtypes=DTYPES, value_width=False, strided=False, causal_alignment="top-left", gqa=True, window=True,
-        shapes=6,
+        kv_lengths=True, shapes=6,
         conventions=(("layout", "(B, L, H, E), mapped from (..., L, E)"),
                      ("mask polarity", "True = attend (mask); float masks as bias")),
         expected_failures=(ExpectedFailure(

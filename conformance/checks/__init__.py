@@ -10,7 +10,7 @@ import importlib
 from ..kinds import KINDS
 from ..kinds.mha import checks as _mha  # noqa: F401 - registers the checks
 from ..kinds.pe import checks as _pe  # noqa: F401
-from ..kinds.sdpa import accuracy as _accuracy, properties as _properties  # noqa: F401
+from ..kinds.sdpa import accuracy as _accuracy, cache as _cache, properties as _properties  # noqa: F401
 from ..variants import VARIANTS
 from . import shared
 from ..registry import CHECKS, Check, CheckFailure, Context, checks_for

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from .base import Variant
 from .gqa import VARIANT as GQA
+from .kv_lengths import VARIANT as KV_LENGTHS
 from .softcap import VARIANT as SOFTCAP
 from .window import VARIANT as WINDOW
 
-VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA, WINDOW, SOFTCAP)}
+VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA, WINDOW, SOFTCAP, KV_LENGTHS)}
 
 
 def variant(name: str) -> Variant:

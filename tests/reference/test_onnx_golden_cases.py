@@ -24,8 +24,8 @@ as long as the query block. Otherwise the same keys are the spec's window rule w
 shifted by ``d = o - a`` (``a = S - L``, else 0): ``(left - d, right + d)``, causal being ``right = 0``.
 
 ``nonpad_kv_seqlen``: keys ``j >= len[b]`` are masked and the causal rule and window sit at the
-offset ``len[b] - L`` of each batch entry (not clamped): the boolean mask of :func:`kv_lengths_mask`,
-standing for the spec's ``kv_lengths=`` keyword, which the reference has not yet.
+offset ``len[b] - L`` of each batch entry (not clamped): the reference's ``kv_lengths=`` with the
+bottom-right alignment (clauses ``lengths.index-rule``, ``lengths.offset``).
 
 ``qk_matmul_output_mode`` (schema and op_attention.py): 0 the scores ``s Q K^T``; 1 the scores after
 the softcap; 2 after the softcap, the biases and every mask (``-inf`` where a key is dropped),
@@ -122,23 +122,6 @@ def sides(attrs: dict) -> tuple:
     return left, right
 
 
-def kv_lengths_mask(lengths: np.ndarray, L: int, S: int, window: tuple) -> np.ndarray:
-    """Bool ``(B, 1, L, S)`` standing for the future ``kv_lengths=`` keyword (DESIGN.md, variants).
-
-    Query i of batch entry b keeps key j iff ``j < len[b]`` and ``i + o_b - left <= j <= i + o_b + right``,
-    ``o_b = len[b] - L`` (bottom-right per entry, not clamped), ``window`` from :func:`sides` (None = unbounded).
-    """
-    i, j = np.arange(L)[:, None], np.arange(S)[None, :]  # (L, 1), (1, S)
-    lengths = np.asarray(lengths, dtype=np.int64).reshape(-1, 1, 1, 1)  # (B, 1, 1, 1)
-    keep = np.broadcast_to(j < lengths, (lengths.shape[0], 1, L, S))
-    left, right = window
-    if left is not None:
-        keep = keep & (j >= i + lengths - L - left)
-    if right is not None:
-        keep = keep & (j <= i + lengths - L + right)
-    return keep
-
-
 def alignment(attrs: dict, past: int, L: int, S: int) -> dict:
     """The keywords for ONNX's causal rule and window at the offset ``past`` (module docstring)."""
     causal, window, (left, right) = bool(attrs.get("is_causal", 0)), window_of(attrs), sides(attrs)
@@ -179,8 +162,8 @@ def replay(inputs: dict, attrs: dict, wanted) -> dict:
     if "nonpad_kv_seqlen" in inputs:
         if past:
             raise Unmapped("nonpad_kv_seqlen with past_key (ONNX forbids it): kv_lengths= does not cover it")
-        keep = kv_lengths_mask(inputs["nonpad_kv_seqlen"], L, S, sides(attrs))
-        mask = keep if mask is None else mask & keep if mask.dtype == np.bool_ else mask + np.where(keep, 0, -np.inf)
+        placement = dict(kv_lengths=inputs["nonpad_kv_seqlen"], is_causal=bool(attrs.get("is_causal", 0)),
+                         window=window_of(attrs), causal_alignment="bottom-right")  # offset len[b] - L per entry
     else:
         placement = alignment(attrs, past, L, S)
     cap = attrs.get("softcap", 0.0) or None
