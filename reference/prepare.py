@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from .arithmetic import to_mpf
-from .stages import add_biases, drop_causal, drop_keys, drop_window, map_heads
-from .validation import (CAUSAL_ALIGNMENTS, MASKED_ROWS, as_float64, as_mask, check_attention_shapes, check_bool,
-                         check_choice, check_min_ndim, check_positive_real, check_scale, check_window)
+from .stages import add_biases, alibi_bias, drop_causal, drop_keys, drop_window, map_heads
+from .validation import (CAUSAL_ALIGNMENTS, MASKED_ROWS, as_float64, as_mask, check_alibi_slopes,
+                         check_attention_shapes, check_bool, check_choice, check_min_ndim, check_positive_real,
+                         check_scale, check_window)
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,9 @@ class Prepared:
     to ``(*batch, L, S)``; ``causal_offset`` None without ``is_causal``, else key ``j`` is kept for
     query ``i`` iff ``j <= i + causal_offset``; ``window`` None, or ``(left, right)``: key ``j`` is kept
     for query ``i`` iff ``i + offset - left <= j <= i + offset + right`` (a side None is unbounded),
-    ``offset`` being the alignment offset (0 top-left, ``S - L`` bottom-right).
+    ``offset`` being the alignment offset (0 top-left, ``S - L`` bottom-right); ``softcap`` None or the
+    cap; ``alibi_slopes`` None or the ALiBi slopes ``(H_q,)`` or ``(B, H_q)``, lined up with ``batch`` from
+    the right.
     """
 
     query: np.ndarray
@@ -45,6 +48,7 @@ class Prepared:
     window: tuple[int | None, int | None] | None = None
     offset: int = 0  # the alignment offset o of the causal rule and the window: 0 top-left, S - L bottom-right
     softcap: Any = None  # the cap c of softcap.formula, or None
+    alibi_slopes: np.ndarray | None = None  # the slopes m_h of alibi.formula, (H_q,) or (B, H_q), or None
 
     @property
     def L(self) -> int:  # noqa: N802 - the paper's name
@@ -79,11 +83,15 @@ class Prepared:
         return x != -np.inf
 
     def biases(self) -> np.ndarray:
-        """Float64 ``(*batch, L, S)``: the float mask at the kept keys, 0 elsewhere and without one."""
-        if self.mask is None or self.mask.dtype == np.bool_:
-            return np.zeros(self.shape)
-        mask = np.broadcast_to(np.asarray(self.mask, dtype=np.float64), self.shape)
-        return np.where(mask == -np.inf, 0.0, mask)
+        """Float64 ``(*batch, L, S)``: the additive terms of the scores, the ALiBi bias ``-m_h |i + o - j|``
+        (clause ``alibi.float-mask``) plus the float mask where it is finite; 0 without either."""
+        total = np.zeros(self.shape)
+        if self.alibi_slopes is not None:
+            total += alibi_bias(self.alibi_slopes, self.L, self.S, self.offset)
+        if self.mask is not None and self.mask.dtype != np.bool_:
+            mask = np.broadcast_to(np.asarray(self.mask, dtype=np.float64), self.shape)
+            total += np.where(mask == -np.inf, 0.0, mask)
+        return total
 
     def in_mpmath(self) -> "Prepared":
         """The same call on object arrays of mpmath numbers, with the exact ``1/sqrt(E)`` as the default scale.
@@ -95,8 +103,9 @@ class Prepared:
         mask = self.mask if self.mask is None or self.mask.dtype == np.bool_ else to_mpf(self.mask)
         scale = 1 / mpmath.sqrt(self.E) if self.default_scale else mpmath.mpf(self.scale)
         cap = None if self.softcap is None else mpmath.mpf(self.softcap)
+        slopes = None if self.alibi_slopes is None else to_mpf(self.alibi_slopes)
         return dataclasses.replace(self, query=to_mpf(self.query), key=to_mpf(self.key), value=to_mpf(self.value),
-                                   scale=scale, mask=mask, softcap=cap)
+                                   scale=scale, mask=mask, softcap=cap, alibi_slopes=slopes)
 
 
 def _check_heads(query: np.ndarray, key: np.ndarray, value: np.ndarray) -> None:
@@ -117,7 +126,7 @@ def _check_heads(query: np.ndarray, key: np.ndarray, value: np.ndarray) -> None:
 
 def prepare(query: Any, key: Any, value: Any = None, attn_mask: Any = None, is_causal: Any = False,
             scale: Any = None, *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
-            enable_gqa: Any = False, window: Any = None, softcap: Any = None) -> Prepared:
+            enable_gqa: Any = False, window: Any = None, softcap: Any = None, alibi_slopes: Any = None) -> Prepared:
     """Validate the arguments of :func:`kqv.reference.scaled_dot_product_attention` and return the :class:`Prepared` call.
 
     ``value`` None stands for a value of width 0 (:func:`kqv.reference.attention_weights` has none).
@@ -146,6 +155,7 @@ def prepare(query: Any, key: Any, value: Any = None, attn_mask: Any = None, is_c
     mask = None if attn_mask is None else as_mask(attn_mask, batch + (L, S))
     window = check_window(window)
     softcap = None if softcap is None else check_positive_real("softcap", softcap)  # clause softcap.formula
+    slopes = None if alibi_slopes is None else check_alibi_slopes(alibi_slopes, batch)  # clause alibi.formula
     offset = 0 if causal_alignment == "top-left" else S - L
     return Prepared(query, key, value, batch, value_of_scale, scale is None, mask, offset if is_causal else None,
-                    masked_rows, window, offset, softcap)
+                    masked_rows, window, offset, softcap, slopes)

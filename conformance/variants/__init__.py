@@ -7,12 +7,13 @@ registry imports its checks, all from this table.
 
 from __future__ import annotations
 
+from .alibi import VARIANT as ALIBI
 from .base import Variant
 from .gqa import VARIANT as GQA
 from .softcap import VARIANT as SOFTCAP
 from .window import VARIANT as WINDOW
 
-VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA, WINDOW, SOFTCAP)}
+VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA, WINDOW, SOFTCAP, ALIBI)}
 
 
 def variant(name: str) -> Variant:
