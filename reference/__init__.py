@@ -11,6 +11,8 @@ formulas with mpmath at arbitrary precision, to judge the reference itself.
 - :func:`attention_weights`: the weights ``P`` of that softmax, ``(..., L, S)``;
 - :func:`softmax`: the stable float64 softmax (clauses ``softmax.definition``,
   ``softmax.stable``);
+- :func:`alibi_slopes`: the ALiBi slopes the paper gives ``n`` heads (clause
+  ``alibi.slopes``);
 - :func:`causal_mask`: the causal keep-mask, top-left or bottom-right
   (clauses ``mask.causal.top-left``, ``mask.causal.bottom-right``);
 - :func:`multi_head_attention`: multi-head attention (clauses ``mha.*``);
@@ -18,6 +20,7 @@ formulas with mpmath at arbitrary precision, to judge the reference itself.
   (clauses ``pe.sinusoid``, ``pe.odd-d-model``).
 """
 
+from .alibi import alibi_slopes
 from .masking import causal_mask
 from .mha import multi_head_attention
 from .pe import sinusoidal_positional_encoding
@@ -25,6 +28,7 @@ from .sdpa import attention_weights, scaled_dot_product_attention
 from .softmax import softmax
 
 __all__ = [
+    "alibi_slopes",
     "attention_weights",
     "causal_mask",
     "multi_head_attention",

@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .prepare import prepare
-from .stages import add_biases, drop_causal, drop_keys, drop_window, fill_masked_rows, scores, soft_cap
+from .stages import add_alibi, add_biases, drop_causal, drop_keys, drop_window, fill_masked_rows, scores, soft_cap
 from .validation import check_count
 
 DEFAULT_BLOCK = (128, 1024)  # (query rows, keys) per block
@@ -68,7 +68,8 @@ def _key_blocks(i0: int, i1: int, S: int, offset: int | None, block_keys: int,
 
 def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndarray | None, scale: float, i0: int,
             offset: int | None, block_keys: int, diagonal: int, window: tuple[int | None, int | None] | None = None,
-            alignment: int = 0, softcap: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            alignment: int = 0, softcap: float | None = None,
+            slopes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(o, l, m)`` of the online softmax of one item: ``(n, R, Ev)``, ``(n, R, 1)``, ``(n, R, 1)``.
 
     ``query`` is the item's ``R`` query rows ``i0 .. i0 + R - 1`` of ``n`` batch entries,
@@ -76,8 +77,9 @@ def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndar
     already mapped); ``mask`` is their rows of the mask (bool keep-mask or float64 additive),
     ``(n or 1, R, S)``, or None; ``offset`` is None without ``is_causal``, else key ``j`` is kept for
     row ``i`` iff ``j <= i + offset``; ``window`` None or ``(left, right)`` around ``i + alignment``
-    (clause ``window.index-rule``); ``softcap`` None or the cap of clause ``softcap.formula``. Each key
-    block goes through the stages of
+    (clause ``window.index-rule``); ``softcap`` None or the cap of clause ``softcap.formula``; ``slopes``
+    None or the ALiBi slope of each entry, ``(n,)`` (clause ``alibi.formula``). Each key block goes through
+    the stages of
     :mod:`kqv.reference.stages` before the online update.
     """
     n, R = query.shape[:2]
@@ -89,6 +91,7 @@ def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndar
         x = scores(query[:, r:], key[:, j0:j1], scale)  # (n, R - r, j1 - j0), clause scores.dot-product
         if softcap is not None:
             x = soft_cap(x, softcap)  # clause softcap.formula
+        add_alibi(x, slopes, i0 + r + alignment - j0)  # clause alibi.formula
         if mask is not None:
             block = mask[:, r:, j0:j1]
             add_biases(x, block)  # clause mask.additive; its -inf entries make their scores -inf
@@ -183,7 +186,7 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
                       scale: Any = None, *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
                       block_size: tuple[int, int] | None = None, workers: int | None = None,
                       enable_gqa: bool = False, window: Any = None, softcap: Any = None,
-                      kv_lengths: Any = None) -> np.ndarray:
+                      alibi_slopes: Any = None, kv_lengths: Any = None) -> np.ndarray:
     """``softmax(Q K^T * scale + mask) V`` in float64 by blocks (clauses ``attention.sdpa``, ``softmax.online``).
 
     Arguments, shapes, conventions and errors are those of
@@ -198,7 +201,7 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     """
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
-                   kv_lengths=kv_lengths)
+                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths)
     batch, L, S, Ev = call.batch, call.L, call.S, call.Ev
     mask = None if call.mask is None else np.broadcast_to(call.mask, call.shape)
     block_queries, block_keys = _check_block(block_size)
@@ -207,6 +210,7 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     offset = call.causal_offset
     count = int(np.prod(batch, dtype=np.int64))
     output = np.empty((count, L, Ev))  # (N, L, Ev), the batch flattened
+    slopes = None if call.alibi_slopes is None else np.broadcast_to(call.alibi_slopes, batch).reshape(-1)  # (N,)
     # Small entries go several to an item, up to one block of scores, leaving an item per worker.
     group = max(1, min(block_queries * block_keys // max(1, min(L, block_queries) * min(S, block_keys)),
                        -(-count // workers)))
@@ -224,7 +228,8 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
         with np.errstate(invalid="ignore", over="ignore"):
             o, l, m = _attend(_entries(query, batch, n0, n1, rows), _entries(key, batch, n0, n1), values,
                               None if mask is None else _entries(mask, batch, n0, n1, rows), call.scale, i0, offset,
-                              block_keys, diagonal, call.window, call.offset, call.softcap)  # noqa: E741
+                              block_keys, diagonal, call.window, call.offset, call.softcap,
+                              None if slopes is None else slopes[n0:n1])  # noqa: E741
         result = output[n0:n1, i0:i1]  # (n, R, Ev)
         empty = m == -np.inf  # (n, R, 1): rows that keep no key, clause mask.fully-masked-row
         np.divide(o, l, out=result, where=~empty)  # clause softmax.definition

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from .arithmetic import to_mpf
-from .stages import add_biases, drop_beyond, drop_causal, drop_keys, drop_window, map_heads
-from .validation import (CAUSAL_ALIGNMENTS, MASKED_ROWS, as_float64, as_mask, check_attention_shapes, check_bool,
-                         check_choice, check_kv_lengths, check_min_ndim, check_positive_real, check_scale,
-                         check_window)
+from .stages import add_biases, alibi_bias, drop_beyond, drop_causal, drop_keys, drop_window, map_heads
+from .validation import (CAUSAL_ALIGNMENTS, MASKED_ROWS, as_float64, as_mask, check_alibi_slopes,
+                         check_attention_shapes, check_bool, check_choice, check_kv_lengths, check_min_ndim,
+                         check_positive_real, check_scale, check_window)
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,11 @@ class Prepared:
     to ``(*batch, L, S)``; ``causal_offset`` None without ``is_causal``, else key ``j`` is kept for
     query ``i`` iff ``j <= i + causal_offset``; ``window`` None, or ``(left, right)``: key ``j`` is kept
     for query ``i`` iff ``i + offset - left <= j <= i + offset + right`` (a side None is unbounded),
-    ``offset`` being the alignment offset (0 top-left, ``S - L`` bottom-right). With ``kv_lengths``
-    the offset differs per batch entry, so the key lengths, the causal rule and the window are
-    folded into ``mask`` (:func:`fold_lengths`) and ``causal_offset`` and ``window`` are None.
+    ``offset`` being the alignment offset (0 top-left, ``S - L`` bottom-right); ``softcap`` None or the
+    cap; ``alibi_slopes`` None or the ALiBi slopes ``(H_q,)`` or ``(B, H_q)``, lined up with ``batch`` from
+    the right. With ``kv_lengths`` the offset differs per batch entry, so the key lengths, the causal rule,
+    the window and the ALiBi bias are folded into ``mask`` (:func:`fold_lengths`) and ``causal_offset``,
+    ``window`` and ``alibi_slopes`` are None.
     """
 
     query: np.ndarray
@@ -48,6 +50,7 @@ class Prepared:
     window: tuple[int | None, int | None] | None = None
     offset: int = 0  # the alignment offset o of the causal rule and the window: 0 top-left, S - L bottom-right
     softcap: Any = None  # the cap c of softcap.formula, or None
+    alibi_slopes: np.ndarray | None = None  # the slopes m_h of alibi.formula, (H_q,) or (B, H_q), or None
     kv_lengths: np.ndarray | None = None  # int (B,): the valid keys of each batch entry, already folded into mask
 
     @property
@@ -83,11 +86,15 @@ class Prepared:
         return x != -np.inf
 
     def biases(self) -> np.ndarray:
-        """Float64 ``(*batch, L, S)``: the float mask at the kept keys, 0 elsewhere and without one."""
-        if self.mask is None or self.mask.dtype == np.bool_:
-            return np.zeros(self.shape)
-        mask = np.broadcast_to(np.asarray(self.mask, dtype=np.float64), self.shape)
-        return np.where(mask == -np.inf, 0.0, mask)
+        """Float64 ``(*batch, L, S)``: the additive terms of the scores, the ALiBi bias ``-m_h |i + o - j|``
+        (clause ``alibi.float-mask``) plus the float mask where it is finite; 0 without either."""
+        total = np.zeros(self.shape)
+        if self.alibi_slopes is not None:
+            total += alibi_bias(self.alibi_slopes, self.L, self.S, self.offset)
+        if self.mask is not None and self.mask.dtype != np.bool_:
+            mask = np.broadcast_to(np.asarray(self.mask, dtype=np.float64), self.shape)
+            total += np.where(mask == -np.inf, 0.0, mask)
+        return total
 
     def in_mpmath(self) -> "Prepared":
         """The same call on object arrays of mpmath numbers, with the exact ``1/sqrt(E)`` as the default scale.
@@ -99,8 +106,9 @@ class Prepared:
         mask = self.mask if self.mask is None or self.mask.dtype == np.bool_ else to_mpf(self.mask)
         scale = 1 / mpmath.sqrt(self.E) if self.default_scale else mpmath.mpf(self.scale)
         cap = None if self.softcap is None else mpmath.mpf(self.softcap)
+        slopes = None if self.alibi_slopes is None else to_mpf(self.alibi_slopes)
         return dataclasses.replace(self, query=to_mpf(self.query), key=to_mpf(self.key), value=to_mpf(self.value),
-                                   scale=scale, mask=mask, softcap=cap)
+                                   scale=scale, mask=mask, softcap=cap, alibi_slopes=slopes)
 
 
 def _check_heads(query: np.ndarray, key: np.ndarray, value: np.ndarray) -> None:
@@ -120,31 +128,37 @@ def _check_heads(query: np.ndarray, key: np.ndarray, value: np.ndarray) -> None:
 
 
 def fold_lengths(mask: np.ndarray | None, shape: tuple[int, ...], lengths: np.ndarray, top_left: bool,
-                 is_causal: bool, window: tuple[int | None, int | None] | None) -> np.ndarray:
-    """The keep-mask of stage 3 with key lengths, ``shape = (*batch, L, S)``: batch entry ``b`` (axis -4) keeps keys
-    ``j < n_b`` (clause ``lengths.index-rule``), and its causal rule and window use the offset ``o_b = n_b - L``
-    bottom-right, 0 top-left (clause ``lengths.offset``). Combined with ``mask``: a bool mask and-ed, a float
-    mask given ``-inf`` at the keys dropped; without a mask, a bool mask."""
-    L = shape[-2]
-    x = np.zeros(shape)  # (*batch, L, S): 0 kept, -inf dropped
+                 is_causal: bool, window: tuple[int | None, int | None] | None,
+                 slopes: np.ndarray | None = None) -> np.ndarray:
+    """Stages 2 and 3 with key lengths, ``shape = (*batch, L, S)``: batch entry ``b`` (axis -4) keeps keys ``j < n_b``
+    (clause ``lengths.index-rule``), and its causal rule, window and ALiBi bias use the offset ``o_b = n_b - L``
+    bottom-right, 0 top-left (clause ``lengths.offset``). Combined with ``mask``: without a bias, a bool mask and-ed
+    (a bool mask of its own without one); with a float mask or ALiBi slopes, a float mask with ``-inf`` at the keys
+    dropped."""
+    L, S = shape[-2:]
+    x = np.zeros(shape)  # (*batch, L, S): the biases, -inf where a key is dropped
     for b, length in enumerate(lengths):
         entry = x[..., b, :, :, :]  # (..., H, L, S): batch entry b
         offset = 0 if top_left else int(length) - L
+        if slopes is not None:
+            entry += alibi_bias(slopes if slopes.ndim == 1 else slopes[b % slopes.shape[0]], L, S, offset)  # (H, L, S)
         drop_beyond(entry, int(length))
         if is_causal:
             drop_causal(entry, offset)
         if window is not None:
             drop_window(entry, offset, window)
-    if mask is None:
-        return x == 0
-    if mask.dtype == np.bool_:
-        return np.broadcast_to(mask, shape) & (x == 0)
-    return np.broadcast_to(mask, shape) + x
+    if slopes is None and (mask is None or mask.dtype == np.bool_):
+        kept = x == 0
+        return kept if mask is None else np.broadcast_to(mask, shape) & kept
+    if mask is not None and mask.dtype == np.bool_:
+        return np.where(np.broadcast_to(mask, shape), x, -np.inf)
+    return x if mask is None else np.broadcast_to(mask, shape) + x
 
 
 def prepare(query: Any, key: Any, value: Any = None, attn_mask: Any = None, is_causal: Any = False,
             scale: Any = None, *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
-            enable_gqa: Any = False, window: Any = None, softcap: Any = None, kv_lengths: Any = None) -> Prepared:
+            enable_gqa: Any = False, window: Any = None, softcap: Any = None, alibi_slopes: Any = None,
+            kv_lengths: Any = None) -> Prepared:
     """Validate the arguments of :func:`kqv.reference.scaled_dot_product_attention` and return the :class:`Prepared` call.
 
     ``value`` None stands for a value of width 0 (:func:`kqv.reference.attention_weights` has none).
@@ -173,11 +187,12 @@ def prepare(query: Any, key: Any, value: Any = None, attn_mask: Any = None, is_c
     mask = None if attn_mask is None else as_mask(attn_mask, batch + (L, S))
     window = check_window(window)
     softcap = None if softcap is None else check_positive_real("softcap", softcap)  # clause softcap.formula
+    slopes = None if alibi_slopes is None else check_alibi_slopes(alibi_slopes, batch)  # clause alibi.formula
     offset = 0 if causal_alignment == "top-left" else S - L
     if kv_lengths is not None:
         lengths = check_kv_lengths(kv_lengths, batch, S)
-        mask = fold_lengths(mask, batch + (L, S), lengths, causal_alignment == "top-left", is_causal, window)
+        mask = fold_lengths(mask, batch + (L, S), lengths, causal_alignment == "top-left", is_causal, window, slopes)
         return Prepared(query, key, value, batch, value_of_scale, scale is None, mask, None, masked_rows, None, 0,
-                        softcap, lengths)
+                        softcap, kv_lengths=lengths)
     return Prepared(query, key, value, batch, value_of_scale, scale is None, mask, offset if is_causal else None,
-                    masked_rows, window, offset, softcap)
+                    masked_rows, window, offset, softcap, slopes)

@@ -15,8 +15,8 @@ import numpy as np
 from .arithmetic import FLOAT64
 from .blocked import blocked_attention
 from .prepare import Prepared, prepare
-from .stages import (add_biases, drop_causal, drop_keys, drop_window, fill_masked_rows, masked_row_weights, scores,
-                     soft_cap, softmax, weighted_sum)
+from .stages import (add_alibi, add_biases, drop_causal, drop_keys, drop_window, fill_masked_rows, masked_row_weights,
+                     scores, soft_cap, softmax, weighted_sum)
 from .validation import check_choice, check_dropout
 
 
@@ -25,6 +25,7 @@ def masked_scores(call: Prepared, ops=FLOAT64) -> np.ndarray:
     x = soft_cap(scores(call.query, call.key, call.scale, ops), call.softcap, ops)  # (..., L, S), softcap.formula
     if x.shape != call.shape:
         x = np.array(np.broadcast_to(x, call.shape))  # value's or the mask's batch dims too: (*batch, L, S)
+    add_alibi(x, call.alibi_slopes, call.offset)  # clause alibi.formula
     add_biases(x, call.mask)  # clause mask.additive
     drop_keys(x, call.mask, ops)  # clause mask.bool
     if call.causal_offset is not None:
@@ -51,7 +52,7 @@ def attend(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray, np.ndar
 def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bool = False, scale: Any = None, *,
                       causal_alignment: str = "top-left", masked_rows: str = "zeros",
                       enable_gqa: bool = False, window: Any = None, softcap: Any = None,
-                      kv_lengths: Any = None) -> np.ndarray:
+                      alibi_slopes: Any = None, kv_lengths: Any = None) -> np.ndarray:
     """The attention weights ``P = softmax(Q K^T * scale + mask)``, float64 ``(..., L, S)``.
 
     ``P_ij = exp(x_ij - m_i) / sum_{k kept} exp(x_ik - m_i)`` for kept keys and exactly
@@ -61,14 +62,15 @@ def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bo
     ``mask.additive``, ``mask.causal.top-left``, ``mask.causal.bottom-right``,
     ``softmax.definition``, ``softmax.stable``, ``softmax.rows-sum-to-one``,
     ``mask.zero-weight``, with ``enable_gqa`` ``gqa.head-mapping``, with ``window``
-    ``window.index-rule``, with ``softcap`` ``softcap.formula``. A row whose
+    ``window.index-rule``, with ``softcap`` ``softcap.formula``, with ``alibi_slopes``
+    ``alibi.formula``. A row whose
     every key is masked (clause ``mask.fully-masked-row``) is 0 (``masked_rows="zeros"``),
     NaN (``"nan"``) or ``1/S`` (``"uniform"``). Arguments are those of
     :func:`scaled_dot_product_attention`.
     """
     call = prepare(query, key, None, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
-                   kv_lengths=kv_lengths)
+                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths)
     weights, empty = weights_of(call)
     return masked_row_weights(weights, empty, masked_rows)
 
@@ -95,9 +97,8 @@ def _auto(query: Any, key: Any, value: Any, enable_gqa: bool) -> str:
 
 def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: Any = None, enable_gqa: bool = False, *,
-                                 window: Any = None, softcap: Any = None, kv_lengths: Any = None,
-                                 causal_alignment: str = "top-left",
-                                 masked_rows: str = "zeros",
+                                 window: Any = None, softcap: Any = None, alibi_slopes: Any = None,
+                                 kv_lengths: Any = None, causal_alignment: str = "top-left", masked_rows: str = "zeros",
                                  method: str = "auto", block_size: tuple[int, int] | None = None) -> np.ndarray:
     """Attention ``O = softmax(Q K^T * scale + mask) V`` in float64 (clause ``attention.sdpa``).
 
@@ -143,6 +144,13 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     real ``c > 0``; each score becomes ``c tanh(s q.k / c)`` after the scale and
     before any bias or mask (clause ``softcap.order``).
 
+    ``alibi_slopes``: ALiBi linear biases (clause ``alibi.formula``): None, or
+    finite slopes ``(H_q,)`` or ``(B, H_q)`` for query ``(..., H_q, L, E)``
+    (per-batch slopes line up from the right: ``B`` is the axis before the heads);
+    query head ``h`` adds ``-m_h |i + o - j|`` to its capped scores, ``o`` the
+    alignment offset of ``causal_alignment``, with the float mask and before the
+    keep-masks. :func:`kqv.reference.alibi_slopes` gives the paper's slopes.
+
     ``kv_lengths``: int ``(B,)``, the valid keys of each entry of the batch axis
     just before the heads (query ``(..., B, H, L, E)``): entry ``b`` keeps keys
     ``j < n_b`` only (clause ``lengths.index-rule``), and bottom-right its
@@ -176,10 +184,10 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     if method == "blocked":
         return blocked_attention(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                                  masked_rows=masked_rows, block_size=block_size, enable_gqa=enable_gqa, window=window,
-                                 softcap=softcap, kv_lengths=kv_lengths)
+                                 softcap=softcap, alibi_slopes=alibi_slopes, kv_lengths=kv_lengths)
     if block_size is not None:
         raise ValueError("block_size: only the blocked method takes a block size (method='blocked')")
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
-                   kv_lengths=kv_lengths)
+                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths)
     return attend(call)[2]

@@ -6,7 +6,8 @@ One call goes through these stages (each names its clauses):
    ``floor(h / G)`` (:func:`map_heads`; ``gqa.head-mapping``);
 1. scores: ``x = s Q K^T`` (:func:`scores`; ``scores.dot-product``, ``scores.scale.*``), then with a
    cap ``x = c tanh(x / c)`` (:func:`soft_cap`; ``softcap.formula``);
-2. biases: ``x + M`` for a float mask ``M``, whose ``-inf`` entries drop their keys
+2. biases: ``x - m_h |i + o - j|`` with ALiBi slopes ``m`` (:func:`add_alibi`; ``alibi.formula``),
+   then ``x + M`` for a float mask ``M``, whose ``-inf`` entries drop their keys
    (:func:`add_biases`; ``mask.additive``);
 3. keep mask: the keys a bool mask, the causal rule, a sliding window or a key length leaves out
    get the score ``-inf`` (:func:`drop_keys`, :func:`drop_causal`, :func:`drop_window`,
@@ -76,6 +77,28 @@ def soft_cap(x: np.ndarray, cap: Any, ops=FLOAT64) -> np.ndarray:
     if cap is None:
         return x
     return cap * ops.tanh(x / cap)
+
+
+def alibi_bias(slopes: np.ndarray, rows: int, keys: int, k: int) -> np.ndarray:
+    """``-m_h |t + k - c|``, ``(*slopes.shape, R, w)``, for rows ``t < R``, keys ``c < w`` and slopes ``(...)``.
+
+    For rows ``i0 ..`` and keys ``j0 ..`` of a call with alignment offset ``o`` (0 top-left,
+    ``S - L`` bottom-right), ``k = i0 + o - j0``: query ``i`` and key ``j`` get ``-m_h |i + o - j|``
+    (clause ``alibi.formula``). The slopes are float64 or mpmath numbers alike.
+    """
+    distance = np.abs(np.arange(keys)[None, :] - np.arange(rows)[:, None] - k)  # (R, w): |c - (t + k)|
+    return -slopes[..., None, None] * distance  # (..., R, w)
+
+
+def add_alibi(x: np.ndarray, slopes: np.ndarray | None, k: int) -> np.ndarray:
+    """Stage 2, in place: ``x -= m_h |t + k - c|`` in ``x (..., R, w)`` (:func:`alibi_bias`; clause ``alibi.formula``).
+
+    ``slopes`` None adds nothing; else they line up with the batch dims of ``x`` from the right,
+    ``(H_q,)`` or ``(B, H_q)``. The bias comes after the cap and before the keep-masks.
+    """
+    if slopes is not None:
+        x += alibi_bias(slopes, *x.shape[-2:], k)
+    return x
 
 
 def add_biases(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:

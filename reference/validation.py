@@ -230,6 +230,31 @@ def check_kv_lengths(kv_lengths: Any, batch: tuple[int, ...], S: int) -> np.ndar
     return array.astype(np.int64)
 
 
+def check_alibi_slopes(alibi_slopes: Any, batch: tuple[int, ...]) -> np.ndarray:
+    """``alibi_slopes``: finite floats ``(H_q,)`` or ``(B, H_q)`` (clause ``alibi.formula``), as float64.
+
+    ``batch`` is the broadcast batch shape of the call, ``(..., H_q)`` with the heads on axis -3 of
+    the arrays; per-batch slopes line up from the right, ``B`` being the batch axis just before the
+    heads (``batch[-2]``, or 1 to share the slopes across it).
+    """
+    slopes = as_float64("alibi_slopes", alibi_slopes)
+    if not batch:
+        raise ValueError(f"alibi_slopes: needs a head axis, query (..., H_q, L, E) with at least 3 dims; the call has "
+                         f"no batch dims (alibi_slopes shape {slopes.shape})")
+    heads = batch[-1]
+    expected = f"(H_q,) = ({heads},)" + (f" or (B, H_q) = ({batch[-2]}, {heads})" if len(batch) >= 2 else "")
+    fits = slopes.ndim in (1, 2) and slopes.ndim <= len(batch) and slopes.shape[-1] == heads \
+        and (slopes.ndim == 1 or slopes.shape[0] in (1, batch[-2]))
+    if not fits:
+        raise ValueError(f"alibi_slopes: expected shape {expected}, one slope per query head (axis -3 of the batch "
+                         f"dims {batch}), got shape {slopes.shape}")
+    bad = ~np.isfinite(slopes)
+    if bad.any():
+        where = tuple(int(n) for n in np.argwhere(bad)[0])
+        raise ValueError(f"alibi_slopes: expected finite slopes, got {slopes[where]} at index {where} "
+                         f"(dtype {np.asarray(alibi_slopes).dtype})")
+    return slopes
+
 def _join(items: list[str]) -> str:
     if len(items) <= 2:
         return " and ".join(items)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
-from . import (attention, gradients, heads, lengths, masking, multihead, output, positional, projections, scores,
-               softcap, softmax, windows)
+from . import (alibi, attention, gradients, heads, lengths, masking, multihead, output, positional, projections,
+               scores, softcap, softmax, windows)
 from .clause import Clause, Derivation, DerivationError, Step
 
-_MODULES = (projections, scores, masking, softmax, output, attention, heads, windows, softcap, lengths, multihead,
-            positional, gradients)
+_MODULES = (projections, scores, masking, softmax, output, attention, heads, windows, softcap, alibi, lengths,
+            multihead, positional, gradients)
 
 SECTIONS: list[tuple[str, str]] = [module.SECTION for module in _MODULES]
 

@@ -7,13 +7,14 @@ registry imports its checks, all from this table.
 
 from __future__ import annotations
 
+from .alibi import VARIANT as ALIBI
 from .base import Variant
 from .gqa import VARIANT as GQA
 from .kv_lengths import VARIANT as KV_LENGTHS
 from .softcap import VARIANT as SOFTCAP
 from .window import VARIANT as WINDOW
 
-VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA, WINDOW, SOFTCAP, KV_LENGTHS)}
+VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA, WINDOW, SOFTCAP, ALIBI, KV_LENGTHS)}
 
 
 def variant(name: str) -> Variant:

@@ -27,7 +27,9 @@ class Variant:
     (a backend with a budget of shapes draws the batch dims from its pool first); ``keeps(parameter,
     case)`` the keys it keeps, ``(L, S)`` bool, for a variant that drops keys (None: it drops none),
     so that the masks a case draws keep a key in every row; ``positional`` whether its rule reads the
-    positions of queries and keys (checks that permute them leave it out).
+    positions of queries and keys (checks that permute them leave it out); ``heads(parameter, order)``
+    the parameter once query head ``h`` is the old head ``order[h]`` (a parameter per head moves with it);
+    ``biased`` whether it adds a bias to the scores (checks whose property holds without biases leave it out).
     """
 
     name: str
@@ -41,3 +43,5 @@ class Variant:
     fits: Callable[..., bool] = lambda batch, **options: True
     keeps: Callable[[Any, Any], Any] | None = None
     positional: bool = False  # its rule depends on the positions i and j (a window), not only on their scores
+    heads: Callable[[Any, Any], Any] = lambda parameter, order: parameter  # after query head h <- old head order[h]
+    biased: bool = False  # it adds a bias to the scores (ALiBi): checks of unbiased scores leave it out

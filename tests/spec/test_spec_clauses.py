@@ -33,6 +33,11 @@ REQUIRED_IDS = [
     "softcap.bounded",
     "softcap.small-scores",
     "softcap.order",
+    "alibi.formula",
+    "alibi.slopes",
+    "alibi.float-mask",
+    "alibi.per-row-form",
+    "alibi.head-order",
     "lengths.index-rule",
     "lengths.offset",
     "lengths.full",
@@ -91,6 +96,11 @@ REQUIRED_DERIVATIONS = [
     "softcap.bounded",
     "softcap.small-scores",
     "softcap.order",
+    "alibi.formula",
+    "alibi.slopes",
+    "alibi.float-mask",
+    "alibi.per-row-form",
+    "alibi.head-order",
     "lengths.index-rule",
     "lengths.offset",
     "lengths.full",
@@ -171,7 +181,7 @@ def test_ids_are_unique_and_follow_the_pattern() -> None:
 def test_sections_are_ordered_and_clauses_read_section_by_section() -> None:
     keys = [key for key, _ in SECTIONS]
     assert keys == ["projections", "scores", "masking", "softmax", "output", "attention", "heads", "windows",
-                    "softcap", "lengths", "multihead", "positional", "gradients"]
+                    "softcap", "alibi", "lengths", "multihead", "positional", "gradients"]
     assert all(title for _, title in SECTIONS)
     order = [keys.index(item.section) for item in ALL]
     assert order == sorted(order), "CLAUSES is not in reading order"
@@ -182,7 +192,7 @@ def test_required_ids_sit_in_their_sections() -> None:
     prefix_to_section = {
         "projection": "projections", "scores": "scores", "mask": "masking", "softmax": "softmax",
         "output": "output", "attention": "attention", "impl": "attention", "gqa": "heads", "window": "windows",
-        "softcap": "softcap", "lengths": "lengths", "cache": "lengths",
+        "softcap": "softcap", "alibi": "alibi", "lengths": "lengths", "cache": "lengths",
         "mha": "multihead",
         "pe": "positional", "gradient": "gradients",
     }

@@ -41,7 +41,8 @@ def sdpa_bound(query: np.ndarray, key: np.ndarray, value: np.ndarray, weights: n
     """``B_ic`` of the module docstring, ``(..., L, Ev)``, from float64 arrays.
 
     ``weights`` are the reference weights ``P (..., L, S)``, ``keep`` the kept keys and ``additive``
-    the finite additive mask at kept keys (zeros where there is none), both ``(..., L, S)``; key and
+    the finite additive terms at kept keys, the float mask plus the ALiBi bias (clause
+    ``alibi.float-mask``; zeros where there are none), both ``(..., L, S)``; key and
     value have the query's heads. The scores and their magnitudes ``A = |s| |Q| |K|^T`` come from
     the scores stage of :mod:`kqv.reference.stages`. With a cap ``c`` (clause ``softcap.formula``) the
     score is ``c tanh(y / c)``: its slope is at most 1, so the error of ``y`` passes through no larger,

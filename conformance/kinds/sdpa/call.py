@@ -6,7 +6,7 @@ import numpy as np
 
 from ...backend import Backend, BackendError, Invocation, invoke
 from ...compare import mismatch
-from ...registry import CheckFailure
+from ...registry import CheckFailure, agree
 from ...dtypes import as_float64, round_to
 from ...messages import wrong_shape
 from ...tolerance import Expectation, Precision
@@ -78,6 +78,16 @@ def judge(backend: Backend, case: SdpaCase, inputs: SdpaInputs | None = None) ->
             name = name_departure(result, inputs, judging, judged.bound)
             return f"; the output matches the departure \"{name}\"" if name else ""
         raise CheckFailure(str(found), explain)
+
+
+def against(backend: Backend, case: SdpaCase, got: SdpaInputs, expected: SdpaInputs, what: str,
+            heads: np.ndarray | None = None) -> None:
+    """The backend's output on ``got`` agrees with its output on ``expected`` (whose heads, axis -3, are taken in the
+    order ``heads`` when given), within the sum of their bounds and the difference of their references."""
+    taken = (Ellipsis,) if heads is None else (Ellipsis, heads, slice(None), slice(None))
+    out1, e1 = output(backend, got), expectation(backend, got, case)
+    out2, e2 = output(backend, expected), expectation(backend, expected, case)
+    agree(out1, out2[taken], e1.bound + e2.bound[taken] + np.abs(e1.expected - e2.expected[taken]), what=what)
 
 
 def fresh(case: SdpaCase, shape: tuple[int, ...], salt: int, magnitude: float = 1.0) -> np.ndarray:

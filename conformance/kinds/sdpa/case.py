@@ -73,6 +73,21 @@ class SdpaInputs:
     def replace(self, **changes: Any) -> "SdpaInputs":
         return dataclasses.replace(self, **changes)
 
+    def heads_moved(self, order: np.ndarray, kv_order: np.ndarray | None = None) -> "SdpaInputs":
+        """The call with query head ``h`` the old head ``order[h]`` (axis -3), key and value heads moved by ``kv_order``
+        (``order`` when None), and a mask per head and the variants' per-head parameters moved with the query heads."""
+        kv_order = order if kv_order is None else kv_order
+        mask = self.attn_mask
+        if mask is not None and mask.ndim >= 3 and mask.shape[-3] == self.query.shape[-3]:
+            mask = mask[..., order, :, :]  # a mask per query head moves with it
+        variants = tuple((name, variant(name).heads(parameter, order)) for name, parameter in self.variants)
+        return self.replace(query=self.query[..., order, :, :], key=self.key[..., kv_order, :, :],
+                            value=self.value[..., kv_order, :, :], attn_mask=mask, variants=variants)
+
+    def without(self, name: str) -> "SdpaInputs":
+        """The same call without the variant ``name`` (its keywords dropped, its arrays as they are)."""
+        return self.replace(variants=tuple((n, p) for n, p in self.variants if n != name))
+
 
 @dataclass(frozen=True)
 class SdpaCase(Case):

@@ -47,14 +47,15 @@ def sdpa_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, 
                empty_rows: bool = False, min_width: int = 1, min_batch_dims: int = 0, equal_lengths: bool = False,
                min_length: int = 1, variants: dict[str, dict[str, Any]] | None = None,
                other_variants: bool = True, every_tile: bool = False, min_first_batch: int = 1,
-               permuted: bool = False) -> SdpaCase:
+               permuted: bool = False, unbiased: bool = False) -> SdpaCase:
     """An ``sdpa`` case within the declaration; every query row keeps a key unless ``empty_rows``.
 
     ``scales``: False (the default scale), True (sometimes an explicit one) or ``"always"``.
     ``variants``: the variants every case uses (with the options of their draw), where the backend
     declares them; the other declared variants are drawn now and then (off first, so that a failure
     shrinks to the case without them) unless ``other_variants`` is False; ``permuted``: the check
-    permutes queries or keys, so the variants whose rule reads positions (a window) are left out.
+    permutes queries or keys, so the variants whose rule reads positions (a window) are left out; ``unbiased``:
+    the check's property holds for scores without biases, so the variants that add one (ALiBi) are left out.
 
     At tile boundaries (``profile.tiles``, clause ``attention.tile-boundaries``) one of L, S, E and Ev
     sits on either side of a tile size and the mask meets the tiles; ``every_tile`` draws all four there.
@@ -105,7 +106,8 @@ def sdpa_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, 
     for name in declaration.variants:
         if name in forced:
             case = VARIANTS[name].draw(draw, case, declaration, profile, **forced[name])
-        elif other_variants and not (permuted and VARIANTS[name].positional) and draw(st.booleans()):
+        elif other_variants and not (permuted and VARIANTS[name].positional) \
+                and not (unbiased and VARIANTS[name].biased) and draw(st.booleans()):
             case = VARIANTS[name].draw(draw, case, declaration, profile)
     return case
 

@@ -64,6 +64,13 @@ def shapes(kv_heads: int, named: dict[str, tuple[int, ...]]) -> dict[str, tuple[
     return {name: shape if name == "query" else shape[:-3] + query_heads + shape[-2:] for name, shape in named.items()}
 
 
+def without_grouping(inputs):
+    """The call without the variant, on key and value repeated in place to the query's heads, ``(..., H_q, S, .)``."""
+    group = inputs.query.shape[-3] // inputs.key.shape[-3]
+    return inputs.without("gqa").replace(key=np.repeat(inputs.key, group, axis=-3),
+                                         value=np.repeat(inputs.value, group, axis=-3))
+
+
 VARIANT = Variant(
     name="gqa",
     help="accepts enable_gqa=True: key and value with H_kv heads, H_q a multiple of H_kv (grouped-query and "

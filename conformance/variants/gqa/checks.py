@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...kinds.sdpa.call import expectation, judge, output
+from ...kinds.sdpa.call import against, judge
 from ...kinds.sdpa.case import MASKS, VALUES
 from ...kinds.sdpa.strategy import cases
-from ...registry import agree, check, needs_batch, needs_variant
+from ...registry import check, needs_batch, needs_variant
+from . import without_grouping
 
 GROUPED = {"gqa": {"kv_heads": (2, 4), "group": (2, 4)}}  # where repeat-interleave and tiling differ
 REQUIRES = (needs_variant("gqa"), needs_batch)
@@ -37,24 +38,15 @@ def multi_query(backend, case, context):
     judge(backend, case)
 
 
-def _repeated(inputs, group):
-    """The call without the variant, on key and value repeated in place to the query's heads."""
-    variants = tuple((name, parameter) for name, parameter in inputs.variants if name != "gqa")
-    return inputs.replace(key=np.repeat(inputs.key, group, axis=-3), value=np.repeat(inputs.value, group, axis=-3),
-                          variants=variants)  # (..., H_q, S, .)
-
-
 @check("gqa.repeat-interleave", "sdpa", _grouped_cases(), requires=REQUIRES, variant="gqa")
 def repeat_interleave(backend, case, context):
     """The grouped call equals the backend's own call on K and V repeated in place, without enable_gqa."""
     grouped = case.build()
     group = grouped.query.shape[-3] // grouped.key.shape[-3]
-    plain = _repeated(grouped, group)
-    first, e1 = output(backend, grouped), expectation(backend, grouped, case)
-    second, e2 = output(backend, plain), expectation(backend, plain, case)
-    agree(first, second, e1.bound + e2.bound + np.abs(e1.expected - e2.expected),
-          what=f"the output with enable_gqa (H_kv = {grouped.key.shape[-3]}, G = {group}) against the output on K "
-               f"and V repeated in place without it")
+    plain = without_grouping(grouped)
+    against(backend, case, grouped, plain,
+            f"the output with enable_gqa (H_kv = {grouped.key.shape[-3]}, G = {group}) against the output on K "
+            f"and V repeated in place without it")
 
 
 def _permutation(case, heads):
@@ -71,15 +63,6 @@ def group_structure(backend, case, context):
     group = query_heads // kv_heads
     moved = _permutation(case, kv_heads)  # new key/value head g is old head moved[g]
     query_order = (moved[:, None] * group + np.arange(group)[None, :]).reshape(-1)  # (H_q,): old query head of each
-    mask = first.attn_mask
-    if mask is not None and mask.ndim >= 3 and mask.shape[-3] == query_heads:
-        mask = mask[..., query_order, :, :]  # a mask per query head moves with it
-    second = first.replace(query=first.query[..., query_order, :, :], key=first.key[..., moved, :, :],
-                           value=first.value[..., moved, :, :], attn_mask=mask)
-    out1, e1 = output(backend, first), expectation(backend, first, case)
-    out2, e2 = output(backend, second), expectation(backend, second, case)
-    reordered = out1[..., query_order, :, :]
-    agree(out2, reordered, e1.bound[..., query_order, :, :] + e2.bound
-          + np.abs(e2.expected - e1.expected[..., query_order, :, :]),
-          what=f"the output after moving key/value heads {moved.tolist()} with their query groups (against the output "
-               f"reordered by groups)")
+    against(backend, case, first.heads_moved(query_order, moved), first,
+            f"the output after moving key/value heads {moved.tolist()} with their query groups (against the output "
+            f"reordered by groups)", heads=query_order)

@@ -29,7 +29,8 @@ def formula(backend, case, context):
 
 
 @check("softcap.bounded", "sdpa", cases(masks=("none", "bool"), causal=(False, True),
-                                        values=("large", "huge", "far-apart", "normal"), variants=BITING),
+                                        values=("large", "huge", "far-apart", "normal"), variants=BITING,
+                                        unbiased=True),
        requires=REQUIRES, variant="softcap")
 def bounded(backend, case, context):
     """With V picking out keys (column f is 1 at the f-th picked key, 0 elsewhere) the output is their weights, in the

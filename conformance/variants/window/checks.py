@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...kinds.sdpa.call import expectation, fresh, judge, output
+from ...kinds.sdpa.call import against, expectation, fresh, judge, output
 from ...kinds.sdpa.case import MASKS, VALUES
 from ...kinds.sdpa.strategy import cases
 from ...registry import agree, check, needs, needs_variant
@@ -26,24 +26,13 @@ def index_rule(backend, case, context):
     judge(backend, case)
 
 
-def _without(inputs, name):
-    return inputs.replace(variants=tuple((n, p) for n, p in inputs.variants if n != name))
-
-
-def _against(backend, case, windowed, plain, what):
-    """The windowed call agrees with the plain one (each within its bound of the reference)."""
-    out1, e1 = output(backend, windowed), expectation(backend, windowed, case)
-    out2, e2 = output(backend, plain), expectation(backend, plain, case)
-    agree(out1, out2, e1.bound + e2.bound + np.abs(e1.expected - e2.expected), what=what)
-
-
 @check("window.causal", "sdpa", cases(masks=("none", "bool"), values=VALUES, variants={"window": {"fixed": (None, 0)}}),
        requires=REQUIRES + (needs("causal", "is_causal"),), variant="window")
 def causal(backend, case, context):
     """window=(None, 0) gives the output of is_causal=True."""
     windowed = case.build()
-    plain = _without(windowed, "window").replace(is_causal=True)
-    _against(backend, case, windowed, plain, "the output with window=(None, 0) (against the output with "
+    plain = windowed.without("window").replace(is_causal=True)
+    against(backend, case, windowed, plain, "the output with window=(None, 0) (against the output with "
                                              "is_causal=True and no window)")
 
 
@@ -52,7 +41,7 @@ def causal(backend, case, context):
 def no_window(backend, case, context):
     """A window of at least max(L, S) - 1 keys on each side gives the output without a window."""
     windowed = case.build()
-    _against(backend, case, windowed, _without(windowed, "window"),
+    against(backend, case, windowed, windowed.without("window"),
              f"the output with window={case.variant('window')} (against the output without a window)")
 
 

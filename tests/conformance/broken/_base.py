@@ -35,6 +35,16 @@ def masked_scores(scores, attn_mask, is_causal, *, invert_bool=False, causal_off
     return scores
 
 
+def with_bias(attn_mask, bias):
+    """``attn_mask`` with the float ``bias`` ``(..., L, S)`` added: the bias alone without a mask, ``-inf`` where a bool
+    mask drops a key, the sum with a float mask."""
+    if attn_mask is None:
+        return bias
+    if attn_mask.dtype == np.bool_:
+        return np.where(attn_mask, bias, -np.inf)
+    return attn_mask.astype(np.float64) + bias
+
+
 def stable_softmax(scores, axis=-1):
     top = np.max(scores, axis=axis, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)

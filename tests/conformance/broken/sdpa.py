@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import attention, breaks, causal_keep, masked_scores, scores_of, stable_softmax
+from ._base import attention, breaks, causal_keep, masked_scores, scores_of, stable_softmax, with_bias
 
 
 @breaks("scores.scale.default")
@@ -195,13 +195,7 @@ def position_bias(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=Fa
     """Adds a small distance penalty -0.5 |i - j| to the scores (an ALiBi that nobody asked for)."""
     L, S = query.shape[-2], key.shape[-2]
     bias = -0.5 * np.abs(np.arange(L)[:, None] - np.arange(S)[None, :])
-    if attn_mask is None:
-        attn_mask = bias
-    elif attn_mask.dtype == np.bool_:
-        attn_mask = np.where(attn_mask, bias, -np.inf)
-    else:
-        attn_mask = attn_mask.astype(np.float64) + bias
-    return attention(query, key, value, attn_mask.astype(query.dtype), dropout_p, is_causal, scale)
+    return attention(query, key, value, with_bias(attn_mask, bias).astype(query.dtype), dropout_p, is_causal, scale)
 
 
 @breaks("output.linear-in-value")
