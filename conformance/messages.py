@@ -105,6 +105,29 @@ def backend_returned(problem: Any) -> str:
     return f"the backend {problem}"
 
 
+def not_a_tuple(got: Any, names: tuple[str, ...], kwargs: dict[str, Any]) -> str:
+    """A call asked for further results (``return_lse=True``) that did not return the tuple of them."""
+    asked = ", ".join(f"{name}={value!r}" for name, value in kwargs.items() if name.startswith("return_"))
+    length = f" of length {len(got)}" if isinstance(got, (tuple, list)) else ""
+    return (f"the backend returned {type(got).__module__}.{type(got).__qualname__}{length} with {asked}, "
+            f"expected a tuple ({', '.join(names)})")
+
+
+def lse_wrong_shape(got: tuple[int, ...], expected: tuple[int, ...]) -> str:
+    return f"lse shape {tuple(got)}, expected {tuple(expected)} = (..., L), the output's batch dims and L"
+
+
+def lse_wrong_dtype(got: str, query: str, accepted: tuple[str, ...]) -> str:
+    return (f"lse dtype {got} for {query} inputs, expected one of {', '.join(accepted)} (float32 or wider, or the "
+            "inputs' dtype)")
+
+
+def lse_not_empty(count: int, total: int, index: Iterable[int], got: float) -> str:
+    """An lse other than ``-inf`` on a row that keeps no key (clause ``lse.empty-row``)."""
+    return (f"{count} of {total} rows that keep no key have an lse other than -inf (the log of the empty sum); "
+            f"first at {at(index)}: got {got!r}")
+
+
 def masked_rows_declared(declared: str, matched: list[str], row: tuple[int, ...], sample: str) -> str:
     seen = f"it follows {' / '.join(matched)}" if matched else "it follows none of zeros, nan, uniform"
     return f"a row that keeps no key must follow the declared convention {declared!r}, but {seen}; row {row}: {sample}"

@@ -37,6 +37,12 @@ class Float64:
         return np.tanh(x)
 
     @staticmethod
+    def log(x: np.ndarray) -> np.ndarray:
+        """The natural log; ``log 0 = -inf`` without a warning."""
+        with np.errstate(divide="ignore"):
+            return np.log(x)
+
+    @staticmethod
     def sum(x: np.ndarray, axis: int) -> np.ndarray:
         """The sums along ``axis``, which is kept with length 1."""
         return np.sum(x, axis=axis, keepdims=True)
@@ -48,6 +54,7 @@ class Float64:
 
 _exp = np.frompyfunc(mpmath.exp, 1, 1)
 _tanh = np.frompyfunc(mpmath.tanh, 1, 1)
+_log = np.frompyfunc(mpmath.log, 1, 1)
 
 
 class Multiprecision:
@@ -76,6 +83,11 @@ class Multiprecision:
     @staticmethod
     def tanh(x: np.ndarray) -> np.ndarray:
         return np.asarray(_tanh(x), dtype=object)
+
+    @staticmethod
+    def log(x: np.ndarray) -> np.ndarray:
+        """The natural log; ``log 0 = -inf``."""
+        return np.asarray(_log(x), dtype=object)
 
     @staticmethod
     def sum(x: np.ndarray, axis: int) -> np.ndarray:

@@ -9,7 +9,8 @@ the running output ``o``; a new block with scores ``x`` updates them as
     l' = l exp(m - m') + sum_j exp(x_j - m')
     o' = o exp(m - m') + sum_j exp(x_j - m') v_j
 
-and the row's output is ``o / l``, the same number as ``softmax(x) V`` (clause ``softmax.online``).
+and the row's output is ``o / l``, the same number as ``softmax(x) V`` (clause ``softmax.online``);
+its lse is ``m + log l`` (clause ``lse.definition``).
 Memory grows with ``L * E`` (the output and one block per thread), not ``L * S``: the masks are
 applied block by block. Under ``is_causal`` the key blocks a block of rows cannot see are skipped,
 and along the diagonal the keys go in narrow blocks that only the rows which see them compute, so
@@ -32,8 +33,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from .prepare import prepare
-from .stages import add_alibi, add_biases, drop_causal, drop_keys, drop_window, fill_masked_rows, scores, soft_cap
-from .validation import check_count
+from .stages import (add_alibi, add_biases, drop_causal, drop_keys, drop_window, fill_masked_rows, log_sum_exp, scores,
+                     soft_cap)
+from .validation import check_bool, check_count
 
 DEFAULT_BLOCK = (128, 1024)  # (query rows, keys) per block
 DIAGONAL_KEYS = 64  # keys per block along a causal diagonal (0: none, the diagonal is masked in the blocks)
@@ -186,7 +188,8 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
                       scale: Any = None, *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
                       block_size: tuple[int, int] | None = None, workers: int | None = None,
                       enable_gqa: bool = False, window: Any = None, softcap: Any = None,
-                      alibi_slopes: Any = None, kv_lengths: Any = None) -> np.ndarray:
+                      alibi_slopes: Any = None, kv_lengths: Any = None,
+                      return_lse: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``softmax(Q K^T * scale + mask) V`` in float64 by blocks (clauses ``attention.sdpa``, ``softmax.online``).
 
     Arguments, shapes, conventions and errors are those of
@@ -198,7 +201,9 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
 
     The running sums are not normalized until the end: ``l <= S`` and ``|o| <= S max|v|``, so
     values within a factor ``S`` of the largest float64 can overflow where the dense form does not.
+    With ``return_lse`` the lse of each row is ``m + log l`` from the same running sums (clause ``lse.definition``).
     """
+    return_lse = check_bool("return_lse", return_lse)
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
                    alibi_slopes=alibi_slopes, kv_lengths=kv_lengths)
@@ -210,6 +215,7 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     offset = call.causal_offset
     count = int(np.prod(batch, dtype=np.int64))
     output = np.empty((count, L, Ev))  # (N, L, Ev), the batch flattened
+    lse = np.empty((count, L, 1))  # (N, L, 1)
     slopes = None if call.alibi_slopes is None else np.broadcast_to(call.alibi_slopes, batch).reshape(-1)  # (N,)
     # Small entries go several to an item, up to one block of scores, leaving an item per worker.
     group = max(1, min(block_queries * block_keys // max(1, min(L, block_queries) * min(S, block_keys)),
@@ -232,6 +238,7 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
                               None if slopes is None else slopes[n0:n1])  # noqa: E741
         result = output[n0:n1, i0:i1]  # (n, R, Ev)
         empty = m == -np.inf  # (n, R, 1): rows that keep no key, clause mask.fully-masked-row
+        lse[n0:n1, i0:i1] = log_sum_exp(np.where(empty, 0.0, m), l)  # -inf where l = 0, clause lse.empty-row
         np.divide(o, l, out=result, where=~empty)  # clause softmax.definition
         if empty.any():
             np.copyto(result, 0.0, where=empty)  # the empty weighted sum
@@ -243,4 +250,5 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     else:
         for item in items:
             run(item)
-    return output.reshape(batch + (L, Ev))
+    output = output.reshape(batch + (L, Ev))  # (*batch, L, Ev)
+    return (output, lse.reshape(batch + (L,))) if return_lse else output  # lse (*batch, L)

@@ -24,9 +24,9 @@ import numpy as np
 from .arithmetic import MULTIPRECISION, to_mpf
 from .mha import check_mha_inputs, concat_heads, split_heads
 from .prepare import Prepared, prepare
-from .sdpa import attend
+from .sdpa import attend, attend_with_lse
 from .stages import drop_keys, masked_row_weights, softmax
-from .validation import as_float64, as_mask, check_count, check_positive_real
+from .validation import as_float64, as_mask, check_bool, check_count, check_positive_real
 
 DEFAULT_DPS = 50
 
@@ -61,33 +61,35 @@ def _check_dps(dps: Any) -> int:
 
 
 def _attention(query, key, value, attn_mask, is_causal, scale, causal_alignment, masked_rows, dps, **variants):
-    """Validated oracle attention: the stages of :mod:`kqv.reference.stages` in mpmath, ``(P, empty, O)``;
+    """Validated oracle attention: the stages of :mod:`kqv.reference.stages` in mpmath, ``(P, empty, O, lse)``;
     ``variants`` are the keywords of the variants (``enable_gqa``, ``window``, ``softcap``,
     ``alibi_slopes``, ``kv_lengths``)."""
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, **variants)
     with mpmath.workdps(_check_dps(dps)):
         # clauses scores.scale.default (the exact 1/sqrt(E)) and scores.scale.explicit
-        return attend(call.in_mpmath(), MULTIPRECISION)
+        return attend_with_lse(call.in_mpmath(), MULTIPRECISION)
 
 
 def oracle_sdpa(query: Any, key: Any, value: Any, attn_mask: Any = None, is_causal: bool = False, scale: Any = None,
                 *, causal_alignment: str = "top-left", masked_rows: str = "zeros", enable_gqa: bool = False,
                 window: Any = None, softcap: Any = None, alibi_slopes: Any = None, kv_lengths: Any = None,
-                dps: int = DEFAULT_DPS,
-                as_mpf: bool = False) -> np.ndarray:
+                return_lse: bool = False, dps: int = DEFAULT_DPS,
+                as_mpf: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``softmax(Q K^T * scale + mask) V`` at ``dps`` digits (clause ``attention.sdpa``), ``(..., L, Ev)``.
 
     Same arguments and conventions as
     :func:`kqv.reference.scaled_dot_product_attention` (without ``dropout_p``),
     except that the default scale is the exact ``1/sqrt(E)``. Returns float64
     (each element the rounding of the ``dps``-digit result) or, with
-    ``as_mpf=True``, an object array of :class:`mpmath.mpf`.
+    ``as_mpf=True``, an object array of :class:`mpmath.mpf`. With ``return_lse``, ``(output, lse)``, the lse
+    ``(..., L)`` of clause ``lse.definition`` at ``dps`` digits.
     """
-    _, _, output = _attention(query, key, value, attn_mask, is_causal, scale, causal_alignment, masked_rows, dps,
-                              enable_gqa=enable_gqa, window=window, softcap=softcap, alibi_slopes=alibi_slopes,
-                              kv_lengths=kv_lengths)
-    return _finish(output, as_mpf)
+    return_lse = check_bool("return_lse", return_lse)
+    _, _, output, lse = _attention(query, key, value, attn_mask, is_causal, scale, causal_alignment, masked_rows, dps,
+                                   enable_gqa=enable_gqa, window=window, softcap=softcap, alibi_slopes=alibi_slopes,
+                                   kv_lengths=kv_lengths)
+    return (_finish(output, as_mpf), _finish(lse, as_mpf)) if return_lse else _finish(output, as_mpf)
 
 
 def oracle_attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bool = False, scale: Any = None,
@@ -96,9 +98,9 @@ def oracle_attention_weights(query: Any, key: Any, attn_mask: Any = None, is_cau
                              alibi_slopes: Any = None, kv_lengths: Any = None,
                              dps: int = DEFAULT_DPS, as_mpf: bool = False) -> np.ndarray:
     """The weights ``P (..., L, S)`` at ``dps`` digits, as :func:`kqv.reference.attention_weights`."""
-    weights, empty, _ = _attention(query, key, None, attn_mask, is_causal, scale, causal_alignment, masked_rows, dps,
-                                   enable_gqa=enable_gqa, window=window, softcap=softcap, alibi_slopes=alibi_slopes,
-                                   kv_lengths=kv_lengths)
+    weights, empty, _, _ = _attention(query, key, None, attn_mask, is_causal, scale, causal_alignment, masked_rows, dps,
+                                      enable_gqa=enable_gqa, window=window, softcap=softcap, alibi_slopes=alibi_slopes,
+                                      kv_lengths=kv_lengths)
     with mpmath.workdps(_check_dps(dps)):
         weights = masked_row_weights(weights, empty, masked_rows, MULTIPRECISION)
     return _finish(weights, as_mpf)

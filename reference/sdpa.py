@@ -16,8 +16,8 @@ from .arithmetic import FLOAT64
 from .blocked import blocked_attention
 from .prepare import Prepared, prepare
 from .stages import (add_alibi, add_biases, drop_causal, drop_keys, drop_window, fill_masked_rows, masked_row_weights,
-                     scores, soft_cap, softmax, weighted_sum)
-from .validation import check_choice, check_dropout
+                     scores, soft_cap, softmax, softmax_with_lse, weighted_sum)
+from .validation import check_bool, check_choice, check_dropout
 
 
 def masked_scores(call: Prepared, ops=FLOAT64) -> np.ndarray:
@@ -44,9 +44,15 @@ def attend(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray, np.ndar
     """Every stage on whole arrays: ``(P, empty, O)``, the weights ``(*batch, L, S)`` (0 on the rows that keep
     no key, marked by ``empty``, ``(*batch, L, 1)``) and the output ``(*batch, L, Ev)``, whose rows that keep no
     key follow ``call.masked_rows`` (clause ``mask.fully-masked-row``)."""
-    weights, empty = weights_of(call, ops)
+    return attend_with_lse(call, ops)[:3]
+
+
+def attend_with_lse(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`attend` and the lse of each row, ``(P, empty, O, lse)``: ``lse (*batch, L)`` is the log of the softmax
+    denominator (clause ``lse.definition``), ``-inf`` on the rows that keep no key (clause ``lse.empty-row``)."""
+    weights, empty, lse = softmax_with_lse(masked_scores(call, ops), ops)  # softmax.stable, lse.definition
     output = weighted_sum(weights, call.value, ops)  # (*batch, L, Ev), clause output.weighted-sum
-    return weights, empty, fill_masked_rows(output, empty, call.value, call.masked_rows, ops)
+    return weights, empty, fill_masked_rows(output, empty, call.value, call.masked_rows, ops), lse[..., 0]
 
 
 def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bool = False, scale: Any = None, *,
@@ -98,8 +104,9 @@ def _auto(query: Any, key: Any, value: Any, enable_gqa: bool) -> str:
 def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: Any = None, enable_gqa: bool = False, *,
                                  window: Any = None, softcap: Any = None, alibi_slopes: Any = None,
-                                 kv_lengths: Any = None, causal_alignment: str = "top-left", masked_rows: str = "zeros",
-                                 method: str = "auto", block_size: tuple[int, int] | None = None) -> np.ndarray:
+                                 kv_lengths: Any = None, return_lse: bool = False, causal_alignment: str = "top-left",
+                                 masked_rows: str = "zeros", method: str = "auto",
+                                 block_size: tuple[int, int] | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Attention ``O = softmax(Q K^T * scale + mask) V`` in float64 (clause ``attention.sdpa``).
 
     ``O_ic = sum_j P_ij v_jc`` (clause ``output.weighted-sum``) with ``P`` from
@@ -158,6 +165,12 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     ``n_b - L`` (clause ``lengths.offset``; negative when ``L > n_b``: the
     leading rows keep no key).
 
+    ``return_lse``: with True the call returns ``(output, lse)``, ``lse`` float64
+    ``(..., L)`` (the output's batch dims and ``L``): ``lse_i = m_i + log sum_j
+    exp(x_ij - m_i)``, the natural log of row ``i``'s softmax denominator over its
+    kept keys (clause ``lse.definition``), ``-inf`` for a row that keeps no key
+    whatever ``masked_rows`` says (clause ``lse.empty-row``).
+
     ``dropout_p`` must be 0: the reference is deterministic.
 
     ``masked_rows``: the output of a row whose every key is masked (clause
@@ -178,16 +191,19 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     float64 rounding.
     """
     check_dropout(dropout_p)
+    return_lse = check_bool("return_lse", return_lse)
     method = check_choice("method", method, METHODS)
     if method == "auto":
         method = _auto(query, key, value, enable_gqa)
     if method == "blocked":
         return blocked_attention(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                                  masked_rows=masked_rows, block_size=block_size, enable_gqa=enable_gqa, window=window,
-                                 softcap=softcap, alibi_slopes=alibi_slopes, kv_lengths=kv_lengths)
+                                 softcap=softcap, alibi_slopes=alibi_slopes, kv_lengths=kv_lengths,
+                                 return_lse=return_lse)
     if block_size is not None:
         raise ValueError("block_size: only the blocked method takes a block size (method='blocked')")
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
                    alibi_slopes=alibi_slopes, kv_lengths=kv_lengths)
-    return attend(call)[2]
+    _, _, output, lse = attend_with_lse(call)
+    return (output, lse) if return_lse else output

@@ -15,7 +15,8 @@ One call goes through these stages (each names its clauses):
    ``lengths.index-rule``);
 4. softmax over the keys left, shifted by the row max (:func:`softmax`; ``softmax.stable``,
    ``mask.zero-weight``), or its online form block by block (``softmax.online``, in
-   :mod:`kqv.reference.blocked`);
+   :mod:`kqv.reference.blocked`); the log of its denominator is the lse (:func:`log_sum_exp`;
+   ``lse.definition``, ``lse.empty-row``);
 5. output: ``O = P V`` (:func:`weighted_sum`; ``output.weighted-sum``);
 6. rows that keep no key follow the convention asked (:func:`fill_masked_rows`;
    ``mask.fully-masked-row``).
@@ -177,14 +178,33 @@ def softmax(x: np.ndarray, ops=FLOAT64, axis: int = -1) -> tuple[np.ndarray, np.
     ``empty`` (``x``'s shape with ``axis`` of length 1) marks those rows (clause
     ``mask.fully-masked-row``).
     """
+    p, empty, _ = softmax_with_lse(x, ops, axis)
+    return p, empty
+
+
+def softmax_with_lse(x: np.ndarray, ops=FLOAT64, axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stage 4 and the log of its denominator: ``(p, empty, lse)``, ``p`` and ``empty`` as :func:`softmax` gives them
+    and ``lse = m + log sum_k exp(x_k - m)`` (:func:`log_sum_exp`; clause ``lse.definition``), ``-inf`` on a row
+    with no entry left (clause ``lse.empty-row``); ``lse`` has ``x``'s shape with ``axis`` of length 1.
+
+    ``total`` is the softmax denominator, shared by the weights and the lse: a term that joins it (an attention
+    sink's ``exp(sink - m)``) changes both here and nowhere else.
+    """
     kept = np.asarray(x != ops.neg_inf, dtype=bool)
     empty = ~np.any(kept, axis=axis, keepdims=True)
     row_max = np.max(np.where(kept, x, ops.neg_inf), axis=axis, keepdims=True, initial=ops.neg_inf)
     shift = np.where(empty, 0, row_max)
     with np.errstate(invalid="ignore", over="ignore"):
         numerator = ops.exp(np.where(kept, x - shift, ops.neg_inf))  # exactly 0 off the row, 1 at its max
-    total = ops.sum(numerator, axis)  # in [1, n] on rows that keep an entry
-    return numerator / np.where(empty, 1, total), empty
+    total = ops.sum(numerator, axis)  # in [1, n] on rows that keep an entry, 0 on the others
+    return numerator / np.where(empty, 1, total), empty, log_sum_exp(shift, total, ops)
+
+
+def log_sum_exp(shift: np.ndarray, total: np.ndarray, ops=FLOAT64) -> np.ndarray:
+    """``lse = m + log l`` from a row's shift ``m`` and its sum ``l = sum_k exp(x_k - m)`` (clause ``lse.definition``):
+    the natural log of the softmax denominator. The log of an empty sum is ``-inf`` (clause ``lse.empty-row``).
+    The dense form passes the row max and the whole sum, the blocked form its running ``m`` and ``l``."""
+    return shift + ops.log(total)
 
 
 def weighted_sum(p: np.ndarray, value: np.ndarray, ops=FLOAT64) -> np.ndarray:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
-from . import (alibi, attention, gradients, heads, lengths, masking, multihead, output, positional, projections,
+from . import (alibi, attention, gradients, heads, lengths, lse, masking, multihead, output, positional, projections,
                scores, softcap, softmax, windows)
 from .clause import Clause, Derivation, DerivationError, Step
 
-_MODULES = (projections, scores, masking, softmax, output, attention, heads, windows, softcap, alibi, lengths,
+_MODULES = (projections, scores, masking, softmax, output, attention, heads, windows, softcap, alibi, lengths, lse,
             multihead, positional, gradients)
 
 SECTIONS: list[tuple[str, str]] = [module.SECTION for module in _MODULES]

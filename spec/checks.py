@@ -19,6 +19,12 @@ def evaluated(lhs: sympy.Basic, rhs: sympy.Basic) -> bool:
     return _is_zero((sympy.sympify(lhs).doit() - sympy.sympify(rhs).doit()).as_dummy())
 
 
+def same_infinity(lhs: sympy.Basic, rhs: sympy.Basic) -> bool:
+    """Evaluate ``lhs`` (a limit, a log of 0) to an infinity equal to ``rhs``, where ``lhs - rhs`` would be undefined."""
+    value = sympy.sympify(lhs).doit()
+    return value.is_infinite is True and value == rhs
+
+
 def same_matrix(lhs: sympy.Basic, rhs: sympy.Basic) -> bool:
     """Two explicit matrices of the same shape whose entries simplify to the same expressions."""
     lhs, rhs = sympy.ImmutableMatrix(lhs.doit()), sympy.ImmutableMatrix(rhs.doit())

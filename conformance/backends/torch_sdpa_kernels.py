@@ -8,7 +8,12 @@ On CPU: the math kernel (``MATH``, plain tensor operations) and the fused one
 Measured with torch 2.13 on CPU: the fused kernel takes only 4-D inputs ``(B, H, L, E)`` with
 ``Ev = E``, and only inputs whose last dimension has unit stride (the dispatcher sends other
 inputs to the math kernel; pinned, they fail: a known departure from ``impl.strided-inputs``);
-both CPU kernels take ``enable_gqa``. The CUDA declarations follow torch's documented constraints
+both CPU kernels take ``enable_gqa``. The fused CPU kernel's lse (``return_lse=True``) comes from the
+op it runs, ``torch.ops.aten._scaled_dot_product_flash_attention_for_cpu``, which returns ``(output,
+logsumexp)``: the natural-log lse in the layout ``(B, H, L)``, float32 for float16 and bfloat16
+inputs and the inputs' dtype otherwise; it takes grouped heads as they come and only float masks
+(a bool mask goes in as 0 / ``-inf``), and gives a row with no kept key the lse 0 (a known
+departure from ``lse.empty-row``; its output row is 0). The CUDA declarations follow torch's documented constraints
 and were not measured here (no GPU): flash declares ``enable_gqa`` (its dispatcher admits grouped
 heads); the efficient and cuDNN kernels do not, which skips the ``gqa.*`` clauses rather than risk
 false alarms on a kernel nobody here could run.
@@ -21,6 +26,8 @@ from ..backend import Backend
 from ..declaration import Declaration, ExpectedFailure
 from ..dtypes import DTYPES
 
+EMPTY_LSE = ExpectedFailure("lse.empty-row", "the CPU flash kernel gives a row with no kept key the lse 0, not -inf "
+                            "(its output row is 0, as declared)")
 STRIDES = ExpectedFailure("impl.strided-inputs", "the pinned fused kernel refuses inputs whose last dimension is not "
                           "contiguous (\"No available kernel\"); torch's dispatcher would run the math kernel instead")
 
@@ -39,11 +46,25 @@ def pinned(kernel: str):
     return sdpa
 
 
+def flash_cpu(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False,
+              return_lse=False):
+    """The CPU flash kernel: torch's ``sdpa`` pinned to it, or with ``return_lse`` the op it runs, which also returns
+    the lse ``(B, H, L)``, the contract's ``(..., L)`` for 4-D inputs (clause ``lse.definition``)."""
+    if not return_lse:
+        return pinned("FLASH_ATTENTION")(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    import torch
+
+    if attn_mask is not None and attn_mask.dtype == torch.bool:  # the op takes float masks only
+        attn_mask = torch.zeros(attn_mask.shape, dtype=query.dtype).masked_fill(~attn_mask, float("-inf"))
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, key, value, dropout_p, is_causal,
+                                                                      attn_mask=attn_mask, scale=scale)
+
+
 COMMON = dict(mask_with_causal=False, masked_rows="zeros", causal_alignment="top-left")
 DECLARATIONS = {
     ("cpu", "MATH"): Declaration(kind="sdpa", dtypes=DTYPES, gqa=True, **COMMON),
     ("cpu", "FLASH_ATTENTION"): Declaration(kind="sdpa", dtypes=DTYPES, batch_dims=(2,), value_width=False, gqa=True,
-                                            expected_failures=(STRIDES,), **COMMON),
+                                            lse=True, expected_failures=(STRIDES, EMPTY_LSE), **COMMON),
     ("cuda", "FLASH_ATTENTION"): Declaration(kind="sdpa", dtypes=("float16", "bfloat16"), device="cuda", batch_dims=(2,),
                                              value_width=False, bool_mask=False, float_mask=False, gqa=True,
                                              expected_failures=(STRIDES,), **COMMON),
@@ -75,5 +96,6 @@ class KernelAdapter(TorchAdapter):
 
 def backend(device: str, kernel: str) -> Backend:
     name = f"torch-sdpa-{device}-{kernel.split('_')[0].lower()}"
-    return Backend(name, pinned(kernel), DECLARATIONS[(device, kernel)], KernelAdapter(device, kernel),
+    fn = flash_cpu if (device, kernel) == ("cpu", "FLASH_ATTENTION") else pinned(kernel)
+    return Backend(name, fn, DECLARATIONS[(device, kernel)], KernelAdapter(device, kernel),
                    description=f"torch.nn.functional.scaled_dot_product_attention pinned to {kernel} on {device}")

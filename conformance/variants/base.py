@@ -29,7 +29,9 @@ class Variant:
     so that the masks a case draws keep a key in every row; ``positional`` whether its rule reads the
     positions of queries and keys (checks that permute them leave it out); ``heads(parameter, order)``
     the parameter once query head ``h`` is the old head ``order[h]`` (a parameter per head moves with it);
-    ``biased`` whether it adds a bias to the scores (checks whose property holds without biases leave it out).
+    ``biased`` whether it adds a bias to the scores (checks whose property holds without biases leave it out);
+    ``result`` the name of a further result the call returns with it, ``(output, result)`` (the lse), for a variant
+    that changes what the call returns, not what it computes: its keywords go to the backend's call only.
     """
 
     name: str
@@ -45,3 +47,4 @@ class Variant:
     positional: bool = False  # its rule depends on the positions i and j (a window), not only on their scores
     heads: Callable[[Any, Any], Any] = lambda parameter, order: parameter  # after query head h <- old head order[h]
     biased: bool = False  # it adds a bias to the scores (ALiBi): checks of unbiased scores leave it out
+    result: str | None = None  # the further result it asks the call for (return_lse=True: "lse")

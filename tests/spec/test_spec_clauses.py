@@ -44,6 +44,10 @@ REQUIRED_IDS = [
     "lengths.padding",
     "lengths.empty-row",
     "cache.decode",
+    "lse.definition",
+    "lse.weights",
+    "lse.empty-row",
+    "lse.combine",
     "mask.causal.top-left",
     "mask.causal.bottom-right",
     "mask.fully-masked-row",
@@ -107,6 +111,10 @@ REQUIRED_DERIVATIONS = [
     "lengths.padding",
     "lengths.empty-row",
     "cache.decode",
+    "lse.definition",
+    "lse.weights",
+    "lse.empty-row",
+    "lse.combine",
     "scores.scale.variance",
     "mask.causal.independence",
     "softmax.rows-sum-to-one",
@@ -181,7 +189,7 @@ def test_ids_are_unique_and_follow_the_pattern() -> None:
 def test_sections_are_ordered_and_clauses_read_section_by_section() -> None:
     keys = [key for key, _ in SECTIONS]
     assert keys == ["projections", "scores", "masking", "softmax", "output", "attention", "heads", "windows",
-                    "softcap", "alibi", "lengths", "multihead", "positional", "gradients"]
+                    "softcap", "alibi", "lengths", "lse", "multihead", "positional", "gradients"]
     assert all(title for _, title in SECTIONS)
     order = [keys.index(item.section) for item in ALL]
     assert order == sorted(order), "CLAUSES is not in reading order"
@@ -192,7 +200,7 @@ def test_required_ids_sit_in_their_sections() -> None:
     prefix_to_section = {
         "projection": "projections", "scores": "scores", "mask": "masking", "softmax": "softmax",
         "output": "output", "attention": "attention", "impl": "attention", "gqa": "heads", "window": "windows",
-        "softcap": "softcap", "alibi": "alibi", "lengths": "lengths", "cache": "lengths",
+        "softcap": "softcap", "alibi": "alibi", "lengths": "lengths", "cache": "lengths", "lse": "lse",
         "mha": "multihead",
         "pe": "positional", "gradient": "gradients",
     }

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from kqv.reference.prepare import Prepared, prepare
-from kqv.reference.sdpa import attend
+from kqv.reference.sdpa import attend, attend_with_lse
 from kqv.reference.stages import scores, soft_cap
 
-from ...dtypes import as_float64
+from ...dtypes import UNIT_ROUNDOFF, as_float64
 from ...tolerance import Expectation, Precision, row_exponent_error
 from .case import SdpaInputs
 
@@ -48,16 +48,48 @@ def sdpa_bound(query: np.ndarray, key: np.ndarray, value: np.ndarray, weights: n
     score is ``c tanh(y / c)``: its slope is at most 1, so the error of ``y`` passes through no larger,
     and computing it (``y / c``, ``tanh``, the product by ``c``) in the storage precision adds ``3 u_s |x|``.
     """
-    E, S = query.shape[-1], key.shape[-2]
-    x = soft_cap(scores(query, key, scale), softcap) + additive  # (..., L, S): c tanh(s Q K^T / c) + M
-    A = scores(np.abs(query), np.abs(key), abs(scale))  # (..., L, S): |s| |Q| |K|^T
-    extra = None if softcap is None else 3 * precision.storage * np.abs(x - additive)
-    exponent = row_exponent_error(A, x, additive, keep, E, precision, extra)  # (..., L)
+    S = key.shape[-2]
+    exponent = exponent_error(query, key, keep, additive, scale, precision, softcap)  # (..., L)
     extra = 4 * precision.storage + (4 * S + 4) * precision.accumulation
     mass = weights @ np.abs(value)  # (..., L, Ev): sum_j P_ij |V_jc|
     kept_total = keep.astype(np.float64) @ np.abs(value)  # (..., L, Ev): sum over kept j of |V_jc|
     return np.expm1(2 * exponent + extra)[..., None] * mass + precision.storage * np.abs(weights @ value) \
         + 2 * precision.underflow * (kept_total + S + 1)
+
+
+def exponent_error(query: np.ndarray, key: np.ndarray, keep: np.ndarray, additive: np.ndarray, scale: float,
+                   precision: Precision, softcap: float | None = None) -> np.ndarray:
+    """``D_i``, ``(..., L)``: the most any exponent ``x_ij - m_i`` of row ``i`` a kernel feeds to ``exp`` is off by
+    (:func:`~kqv.conformance.tolerance.row_exponent_error`), the cap's own rounding included; arguments as
+    :func:`sdpa_bound` takes them."""
+    x = soft_cap(scores(query, key, scale), softcap) + additive  # (..., L, S): c tanh(s Q K^T / c) + M
+    A = scores(np.abs(query), np.abs(key), abs(scale))  # (..., L, S): |s| |Q| |K|^T
+    extra = None if softcap is None else 3 * precision.storage * np.abs(x - additive)
+    return row_exponent_error(A, x, additive, keep, query.shape[-1], precision, extra)
+
+
+def lse_bound(call: Prepared, lse: np.ndarray, precision: Precision, returned: str) -> np.ndarray:
+    """The bound of the lse of each row (clause ``lse.definition``), ``(*batch, L)``, for an lse returned in the dtype
+    ``returned``; ``lse`` is the reference's, ``(*batch, L)``, ``-inf`` on rows that keep no key (bound 0 there).
+
+    The lse is 1-Lipschitz in the scores (its gradient is the row's weights, which sum to 1), so exponents off by
+    at most ``D_i`` move it by at most ``D_i``. The sum ``l`` of the ``n_i <= S`` terms ``exp(x_ij - m_i)`` (with up
+    to one online rescaling per key) is off by a relative ``g = expm1((3 S + 4) u_a) + 2 (S + 1) eta_s`` (``l >= 1``:
+    its largest term is ``exp(0)``), so ``log l`` by at most ``-log(1 - g)``; ``log l`` and ``m + log l`` round in
+    the accumulation, ``u_a (|lse_i| + log n_i)``; the result rounds to ``returned``, ``u_r |lse_i|``::
+
+        B_i = D_i - log(1 - g) + u_a (|lse_i| + log n_i) + u_r |lse_i|
+    """
+    keep = call.kept()
+    S = call.S
+    exponent = exponent_error(call.query, call.key, keep, call.biases(), call.scale, precision, call.softcap)
+    u_a = precision.accumulation
+    g = np.expm1((3 * S + 4) * u_a) + 2 * (S + 1) * precision.underflow
+    sum_error = -np.log1p(-g) if g < 1 else np.inf
+    kept = np.maximum(keep.sum(axis=-1), 1)  # (*batch, L): n_i
+    magnitude = np.where(np.isfinite(lse), np.abs(lse), 0.0)
+    bound = exponent + sum_error + u_a * (magnitude + np.log(kept)) + UNIT_ROUNDOFF[returned] * magnitude
+    return np.where(np.isfinite(lse), bound, 0.0)
 
 
 def call_bound(call: Prepared, weights: np.ndarray, precision: Precision) -> np.ndarray:
@@ -67,6 +99,23 @@ def call_bound(call: Prepared, weights: np.ndarray, precision: Precision) -> np.
                       call.softcap)
 
 
+def prepared(inputs: SdpaInputs, alignment: str = "top-left") -> Prepared:
+    """The float64 :class:`~kqv.reference.prepare.Prepared` call of ``inputs`` (the rounded inputs, exactly)."""
+    mask = None if inputs.attn_mask is None else (inputs.attn_mask if inputs.attn_mask.dtype == np.bool_
+                                                  else as_float64(inputs.attn_mask))
+    return prepare(*(as_float64(a) for a in (inputs.query, inputs.key, inputs.value)), mask, inputs.is_causal,
+                   inputs.scale, causal_alignment=alignment, **inputs.keywords)
+
+
+def lse_expectation(inputs: SdpaInputs, precision: Precision, returned: str,
+                    alignment: str = "top-left") -> tuple[np.ndarray, np.ndarray]:
+    """The reference lse ``(*batch, L)`` (``-inf`` on rows that keep no key) and its :func:`lse_bound` for an lse
+    returned in the dtype ``returned`` (clauses ``lse.definition``, ``lse.empty-row``)."""
+    call = prepared(inputs, alignment)
+    lse = attend_with_lse(call)[3]
+    return lse, lse_bound(call, lse, precision, returned)
+
+
 def sdpa_expectation(inputs: SdpaInputs, precision: Precision, alignment: str = "top-left",
                      masked_rows: str = "zeros") -> Expectation:
     """Reference output and bound ``B_ic`` of one ``sdpa`` call (clause ``attention.accuracy``).
@@ -74,10 +123,7 @@ def sdpa_expectation(inputs: SdpaInputs, precision: Precision, alignment: str = 
     Rows that keep no key follow ``masked_rows`` (clause ``mask.fully-masked-row``): exactly 0,
     NaN, or the mean of the values within the error of an ``S``-term mean.
     """
-    mask = None if inputs.attn_mask is None else (inputs.attn_mask if inputs.attn_mask.dtype == np.bool_
-                                                  else as_float64(inputs.attn_mask))
-    call = prepare(*(as_float64(a) for a in (inputs.query, inputs.key, inputs.value)), mask, inputs.is_causal,
-                   inputs.scale, causal_alignment=alignment, **inputs.keywords)
+    call = prepared(inputs, alignment)
     weights, _, expected = attend(call)  # (*batch, L, S), (*batch, L, Ev): zeros on empty rows
     bound = call_bound(call, weights, precision)
     keep = call.kept()

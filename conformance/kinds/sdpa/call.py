@@ -7,8 +7,8 @@ import numpy as np
 from ...backend import Backend, BackendError, Invocation, invoke
 from ...compare import mismatch
 from ...registry import CheckFailure, agree
-from ...dtypes import as_float64, round_to
-from ...messages import wrong_shape
+from ...dtypes import as_float64, name_of, round_to
+from ...messages import lse_wrong_dtype, lse_wrong_shape, wrong_shape
 from ...tolerance import Expectation, Precision
 from .bound import sdpa_expectation
 from .case import SdpaCase, SdpaInputs
@@ -36,20 +36,41 @@ def call(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> In
         kwargs["is_causal"] = True
     if inputs.scale is not None:
         kwargs["scale"] = inputs.scale
-    kwargs.update(inputs.keywords)
+    kwargs.update(inputs.call_keywords)
     try:
-        return invoke(backend, (inputs.query, inputs.key, inputs.value), kwargs, NAMES, layout)
+        return invoke(backend, (inputs.query, inputs.key, inputs.value), kwargs, NAMES, layout, inputs.results)
     except BackendError as error:
         raise CheckFailure(str(error)) from None
 
 
 def output(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> np.ndarray:
-    """The backend's output as float64, after checking its shape."""
-    result = call(backend, inputs, layout).output
+    """The backend's output as float64, after checking its shape (and, asked for with ``return_lse``, the lse's
+    shape and dtype: a check that does not judge the lse still takes only a well-formed one)."""
+    return output_and_lse(backend, inputs, layout)[0]
+
+
+def output_and_lse(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> tuple[np.ndarray,
+                                                                                                 np.ndarray | None]:
+    """The backend's output as float64 and its lse as returned (None unless the call asks for it), after checking
+    their shapes, ``(..., L, Ev)`` and ``(..., L)``, and the lse's dtype (:data:`LSE_DTYPES`)."""
+    invocation = call(backend, inputs, layout)
+    result, lse = invocation.output, invocation.results.get("lse")
     shape = inputs.output_shape()
     if result.shape != shape:
         raise CheckFailure(wrong_shape(result.shape, shape, LAYOUT))
-    return as_float64(result)
+    if lse is not None:
+        if lse.shape != shape[:-1]:
+            raise CheckFailure(lse_wrong_shape(lse.shape, shape[:-1]))
+        accepted = lse_dtypes(name_of(inputs.query.dtype))
+        if name_of(lse.dtype) not in accepted:
+            raise CheckFailure(lse_wrong_dtype(name_of(lse.dtype), name_of(inputs.query.dtype), accepted))
+    return as_float64(result), lse
+
+
+def lse_dtypes(dtype: str) -> tuple[str, ...]:
+    """The dtypes an lse may come back in for inputs of ``dtype``: float32 or wider (FlashAttention's float32 for every
+    input), or the inputs' own (JAX's residual); it is judged at the precision of the dtype it comes in."""
+    return tuple(dict.fromkeys(("float32", "float64", dtype)))
 
 
 def expectation(backend: Backend, inputs: SdpaInputs, case: SdpaCase, masked_rows: str | None = None) -> Expectation:

@@ -56,11 +56,26 @@ class SdpaInputs:
 
     @property
     def keywords(self) -> dict[str, Any]:
-        """The keywords the variants add to the call and to the reference (``enable_gqa=True``)."""
+        """The keywords the variants add to the call and to the reference's stages (``enable_gqa=True``); those that
+        only ask for a further result (``return_lse=True``) are in :attr:`call_keywords`."""
+        return self._added(results=False)
+
+    @property
+    def call_keywords(self) -> dict[str, Any]:
+        """Every keyword the variants add to the backend's call, those asking for a further result included."""
+        return self._added(results=True)
+
+    def _added(self, results: bool) -> dict[str, Any]:
         added: dict[str, Any] = {}
         for name, parameter in self.variants:
-            added.update(variant(name).keywords(parameter))
+            if results or variant(name).result is None:
+                added.update(variant(name).keywords(parameter))
         return added
+
+    @property
+    def results(self) -> tuple[str, ...]:
+        """The further results the call returns after the output (``("lse",)`` with ``return_lse=True``)."""
+        return tuple(variant(name).result for name, _ in self.variants if variant(name).result is not None)
 
     def output_shape(self) -> tuple[int, ...]:
         """``(..., L, Ev)`` (clause ``attention.shape``): the batch dims broadcast as the variants map them."""
