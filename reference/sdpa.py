@@ -37,7 +37,8 @@ def masked_scores(call: Prepared, ops=FLOAT64) -> np.ndarray:
 
 def weights_of(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray]:
     """Stages 1 to 4 on whole arrays: ``(P (*batch, L, S), empty (*batch, L, 1))``, P 0 on empty rows."""
-    return softmax(masked_scores(call, ops), ops)  # clauses softmax.stable, mask.zero-weight
+    # clauses softmax.stable, mask.zero-weight, sinks.formula
+    return softmax(masked_scores(call, ops), ops, sink=call.row_sinks())
 
 
 def attend(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -52,7 +53,7 @@ def attend(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray, np.ndar
 def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bool = False, scale: Any = None, *,
                       causal_alignment: str = "top-left", masked_rows: str = "zeros",
                       enable_gqa: bool = False, window: Any = None, softcap: Any = None,
-                      alibi_slopes: Any = None, kv_lengths: Any = None) -> np.ndarray:
+                      alibi_slopes: Any = None, kv_lengths: Any = None, sinks: Any = None) -> np.ndarray:
     """The attention weights ``P = softmax(Q K^T * scale + mask)``, float64 ``(..., L, S)``.
 
     ``P_ij = exp(x_ij - m_i) / sum_{k kept} exp(x_ik - m_i)`` for kept keys and exactly
@@ -63,16 +64,17 @@ def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bo
     ``softmax.definition``, ``softmax.stable``, ``softmax.rows-sum-to-one``,
     ``mask.zero-weight``, with ``enable_gqa`` ``gqa.head-mapping``, with ``window``
     ``window.index-rule``, with ``softcap`` ``softcap.formula``, with ``alibi_slopes``
-    ``alibi.formula``. A row whose
+    ``alibi.formula``, with ``sinks`` ``sinks.formula`` (the denominator has one more term
+    ``exp(sink_h - m_i)``, so a row's weights sum to less than 1). A row whose
     every key is masked (clause ``mask.fully-masked-row``) is 0 (``masked_rows="zeros"``),
-    NaN (``"nan"``) or ``1/S`` (``"uniform"``). Arguments are those of
-    :func:`scaled_dot_product_attention`.
+    NaN (``"nan"``) or ``1/S`` (``"uniform"``); with sinks it is 0 (clause ``sinks.empty-row``).
+    Arguments are those of :func:`scaled_dot_product_attention`.
     """
     call = prepare(query, key, None, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
-                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths)
+                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks)
     weights, empty = weights_of(call)
-    return masked_row_weights(weights, empty, masked_rows)
+    return masked_row_weights(weights, empty, call.masked_rows)
 
 
 METHODS = ("auto", "dense", "blocked")
@@ -98,7 +100,8 @@ def _auto(query: Any, key: Any, value: Any, enable_gqa: bool) -> str:
 def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: Any = None, enable_gqa: bool = False, *,
                                  window: Any = None, softcap: Any = None, alibi_slopes: Any = None,
-                                 kv_lengths: Any = None, causal_alignment: str = "top-left", masked_rows: str = "zeros",
+                                 kv_lengths: Any = None, sinks: Any = None, causal_alignment: str = "top-left",
+                                 masked_rows: str = "zeros",
                                  method: str = "auto", block_size: tuple[int, int] | None = None) -> np.ndarray:
     """Attention ``O = softmax(Q K^T * scale + mask) V`` in float64 (clause ``attention.sdpa``).
 
@@ -158,6 +161,14 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     ``n_b - L`` (clause ``lengths.offset``; negative when ``L > n_b``: the
     leading rows keep no key).
 
+    ``sinks``: attention sinks (clause ``sinks.formula``): None, or finite
+    logits ``(H_q,)`` or ``(B, H_q)`` for query ``(..., H_q, L, E)``, lined up
+    like ``alibi_slopes``; the softmax of a row of query head ``h`` gets one
+    more term ``exp(sink_h - m_i)`` in its denominator and none in the output,
+    ``m_i`` the max over the kept scores and the sink, so its weights sum to
+    ``1 - p_sink`` (clause ``sinks.mass``) and a row that keeps no key is 0
+    whatever ``masked_rows`` (clause ``sinks.empty-row``).
+
     ``dropout_p`` must be 0: the reference is deterministic.
 
     ``masked_rows``: the output of a row whose every key is masked (clause
@@ -184,10 +195,10 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     if method == "blocked":
         return blocked_attention(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                                  masked_rows=masked_rows, block_size=block_size, enable_gqa=enable_gqa, window=window,
-                                 softcap=softcap, alibi_slopes=alibi_slopes, kv_lengths=kv_lengths)
+                                 softcap=softcap, alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks)
     if block_size is not None:
         raise ValueError("block_size: only the blocked method takes a block size (method='blocked')")
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
-                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths)
+                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks)
     return attend(call)[2]

@@ -11,10 +11,11 @@ from .alibi import VARIANT as ALIBI
 from .base import Variant
 from .gqa import VARIANT as GQA
 from .kv_lengths import VARIANT as KV_LENGTHS
+from .sinks import VARIANT as SINKS
 from .softcap import VARIANT as SOFTCAP
 from .window import VARIANT as WINDOW
 
-VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA, WINDOW, SOFTCAP, ALIBI, KV_LENGTHS)}
+VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA, WINDOW, SOFTCAP, ALIBI, KV_LENGTHS, SINKS)}
 
 
 def variant(name: str) -> Variant:

@@ -29,7 +29,10 @@ class Variant:
     so that the masks a case draws keep a key in every row; ``positional`` whether its rule reads the
     positions of queries and keys (checks that permute them leave it out); ``heads(parameter, order)``
     the parameter once query head ``h`` is the old head ``order[h]`` (a parameter per head moves with it);
-    ``biased`` whether it adds a bias to the scores (checks whose property holds without biases leave it out).
+    ``biased`` whether it adds a bias to the scores (checks whose property holds without biases leave it out);
+    ``partial_rows`` whether the weights of a row sum to less than 1 under it, a row without a key giving 0
+    (attention sinks: checks whose property needs rows that sum to 1, or the fully-masked-row convention,
+    leave it out).
     """
 
     name: str
@@ -45,3 +48,4 @@ class Variant:
     positional: bool = False  # its rule depends on the positions i and j (a window), not only on their scores
     heads: Callable[[Any, Any], Any] = lambda parameter, order: parameter  # after query head h <- old head order[h]
     biased: bool = False  # it adds a bias to the scores (ALiBi): checks of unbiased scores leave it out
+    partial_rows: bool = False  # a row's weights sum to less than 1 (sinks): checks of whole rows leave it out

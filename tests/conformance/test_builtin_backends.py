@@ -70,10 +70,10 @@ def test_numpy_sdpa_passes_the_ci_profile() -> None:
 
 def _reference(**options):
     def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, window=None, softcap=None,
-             alibi_slopes=None, kv_lengths=None):
+             alibi_slopes=None, kv_lengths=None, sinks=None):
         return scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale, window=window,
                                             softcap=softcap, alibi_slopes=alibi_slopes, kv_lengths=kv_lengths,
-                                            **options).astype(query.dtype)
+                                            sinks=sinks, **options).astype(query.dtype)
     return sdpa
 
 
@@ -81,7 +81,7 @@ def _reference(**options):
 def test_a_bottom_right_backend_passes_under_its_declared_alignment(seed: int) -> None:
     backend = Backend("bottom-right", _reference(causal_alignment="bottom-right"),
                       Declaration(causal_alignment="bottom-right", masked_rows="zeros", window=True,
-                                  softcap=True, alibi=True, kv_lengths=True))
+                                  softcap=True, alibi=True, kv_lengths=True, sinks=True))
     _, failed, skipped = _outcome(check(backend, profile="quick", seed=seed))
     assert not failed, failed
     assert skipped == {"mask.causal.top-left"} | set(VARIANTS["gqa"].clauses)  # the variant is not declared

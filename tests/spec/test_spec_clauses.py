@@ -44,6 +44,11 @@ REQUIRED_IDS = [
     "lengths.padding",
     "lengths.empty-row",
     "cache.decode",
+    "sinks.formula",
+    "sinks.mass",
+    "sinks.empty-row",
+    "sinks.limit",
+    "sinks.head-order",
     "mask.causal.top-left",
     "mask.causal.bottom-right",
     "mask.fully-masked-row",
@@ -107,6 +112,11 @@ REQUIRED_DERIVATIONS = [
     "lengths.padding",
     "lengths.empty-row",
     "cache.decode",
+    "sinks.formula",
+    "sinks.mass",
+    "sinks.empty-row",
+    "sinks.limit",
+    "sinks.head-order",
     "scores.scale.variance",
     "mask.causal.independence",
     "softmax.rows-sum-to-one",
@@ -181,7 +191,7 @@ def test_ids_are_unique_and_follow_the_pattern() -> None:
 def test_sections_are_ordered_and_clauses_read_section_by_section() -> None:
     keys = [key for key, _ in SECTIONS]
     assert keys == ["projections", "scores", "masking", "softmax", "output", "attention", "heads", "windows",
-                    "softcap", "alibi", "lengths", "multihead", "positional", "gradients"]
+                    "softcap", "alibi", "lengths", "sinks", "multihead", "positional", "gradients"]
     assert all(title for _, title in SECTIONS)
     order = [keys.index(item.section) for item in ALL]
     assert order == sorted(order), "CLAUSES is not in reading order"
@@ -192,7 +202,7 @@ def test_required_ids_sit_in_their_sections() -> None:
     prefix_to_section = {
         "projection": "projections", "scores": "scores", "mask": "masking", "softmax": "softmax",
         "output": "output", "attention": "attention", "impl": "attention", "gqa": "heads", "window": "windows",
-        "softcap": "softcap", "alibi": "alibi", "lengths": "lengths", "cache": "lengths",
+        "softcap": "softcap", "alibi": "alibi", "lengths": "lengths", "cache": "lengths", "sinks": "sinks",
         "mha": "multihead",
         "pe": "positional", "gradient": "gradients",
     }

@@ -37,7 +37,8 @@ def _masked_rows_output(value: np.ndarray, empty: np.ndarray, masked_rows: str,
 
 
 def sdpa_bound(query: np.ndarray, key: np.ndarray, value: np.ndarray, weights: np.ndarray, keep: np.ndarray,
-               additive: np.ndarray, scale: float, precision: Precision, softcap: float | None = None) -> np.ndarray:
+               additive: np.ndarray, scale: float, precision: Precision, softcap: float | None = None,
+               sink: np.ndarray | None = None) -> np.ndarray:
     """``B_ic`` of the module docstring, ``(..., L, Ev)``, from float64 arrays.
 
     ``weights`` are the reference weights ``P (..., L, S)``, ``keep`` the kept keys and ``additive``
@@ -47,13 +48,19 @@ def sdpa_bound(query: np.ndarray, key: np.ndarray, value: np.ndarray, weights: n
     the scores stage of :mod:`kqv.reference.stages`. With a cap ``c`` (clause ``softcap.formula``) the
     score is ``c tanh(y / c)``: its slope is at most 1, so the error of ``y`` passes through no larger,
     and computing it (``y / c``, ``tanh``, the product by ``c``) in the storage precision adds ``3 u_s |x|``.
+    With a sink per row (``sink``, broadcastable to ``(..., L, 1)``, clause ``sinks.formula``) the row max
+    ``m_i`` is over the kept scores and the sink, and the denominator has one more term
+    ``exp(sink_h - m_i)``: it has no numerator, and as the largest term of the denominator is exactly 1,
+    rounding its exponent moves the denominator by at most ``3 u_s t e^(-t) <= 2 u_s`` relatively
+    (``t = m_i - sink_h``); with one more term and one more online rescaling it adds ``2 u_s + 4 u_a``.
     """
     E, S = query.shape[-1], key.shape[-2]
     x = soft_cap(scores(query, key, scale), softcap) + additive  # (..., L, S): c tanh(s Q K^T / c) + M
     A = scores(np.abs(query), np.abs(key), abs(scale))  # (..., L, S): |s| |Q| |K|^T
     extra = None if softcap is None else 3 * precision.storage * np.abs(x - additive)
-    exponent = row_exponent_error(A, x, additive, keep, E, precision, extra)  # (..., L)
-    extra = 4 * precision.storage + (4 * S + 4) * precision.accumulation
+    exponent = row_exponent_error(A, x, additive, keep, E, precision, extra, sink)  # (..., L)
+    terms = S if sink is None else S + 1  # the sink is one more term of the sum
+    extra = (4 if sink is None else 6) * precision.storage + (4 * terms + 4) * precision.accumulation
     mass = weights @ np.abs(value)  # (..., L, Ev): sum_j P_ij |V_jc|
     kept_total = keep.astype(np.float64) @ np.abs(value)  # (..., L, Ev): sum over kept j of |V_jc|
     return np.expm1(2 * exponent + extra)[..., None] * mass + precision.storage * np.abs(weights @ value) \
@@ -64,7 +71,7 @@ def call_bound(call: Prepared, weights: np.ndarray, precision: Precision) -> np.
     """:func:`sdpa_bound` of a float64 :class:`~kqv.reference.prepare.Prepared` call, ``(*batch, L, Ev)``: the
     kept keys, the biases at them and the head mapping are those the reference's stages use."""
     return sdpa_bound(call.query, call.key, call.value, weights, call.kept(), call.biases(), call.scale, precision,
-                      call.softcap)
+                      call.softcap, call.row_sinks())
 
 
 def sdpa_expectation(inputs: SdpaInputs, precision: Precision, alignment: str = "top-left",
@@ -72,19 +79,20 @@ def sdpa_expectation(inputs: SdpaInputs, precision: Precision, alignment: str = 
     """Reference output and bound ``B_ic`` of one ``sdpa`` call (clause ``attention.accuracy``).
 
     Rows that keep no key follow ``masked_rows`` (clause ``mask.fully-masked-row``): exactly 0,
-    NaN, or the mean of the values within the error of an ``S``-term mean.
+    NaN, or the mean of the values within the error of an ``S``-term mean. With sinks they are
+    exactly 0 whatever ``masked_rows`` (clause ``sinks.empty-row``: the call's convention is zeros).
     """
     mask = None if inputs.attn_mask is None else (inputs.attn_mask if inputs.attn_mask.dtype == np.bool_
                                                   else as_float64(inputs.attn_mask))
     call = prepare(*(as_float64(a) for a in (inputs.query, inputs.key, inputs.value)), mask, inputs.is_causal,
-                   inputs.scale, causal_alignment=alignment, **inputs.keywords)
+                   inputs.scale, causal_alignment=alignment, masked_rows=masked_rows, **inputs.keywords)
     weights, _, expected = attend(call)  # (*batch, L, S), (*batch, L, Ev): zeros on empty rows
     bound = call_bound(call, weights, precision)
     keep = call.kept()
     empty = ~np.any(keep, axis=-1)  # (*batch, L)
     value = np.broadcast_to(call.value, call.batch + call.value.shape[-2:])  # (*batch, S, Ev), heads mapped
     if np.any(empty):
-        row_out, row_bound = _masked_rows_output(value, empty, masked_rows, precision)
+        row_out, row_bound = _masked_rows_output(value, empty, call.masked_rows, precision)
         expected = np.where(empty[..., None], row_out, expected)
         bound = np.where(empty[..., None], row_bound, bound)
     return Expectation(expected, bound, weights, empty, keep, value)

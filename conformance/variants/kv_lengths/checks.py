@@ -82,7 +82,8 @@ def padding(backend, case, context):
 
 
 @check("lengths.empty-row", "sdpa", cases(masks=("none", "bool"), causal=(False, True),
-                                             values=("normal", "large-values"), variants={"kv_lengths": {"empty": True}}),
+                                             values=("normal", "large-values"), variants={"kv_lengths": {"empty": True}},
+                                             whole_rows=True),
        requires=REQUIRES, variant="kv_lengths", finish=masked_rows.finish)
 def empty_row(backend, case, context):
     """The rows of an entry of length 0 follow the backend's fully-masked-row convention; the others are accurate."""
