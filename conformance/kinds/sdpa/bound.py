@@ -63,8 +63,11 @@ def sdpa_bound(query: np.ndarray, key: np.ndarray, value: np.ndarray, weights: n
     extra = (4 if sink is None else 6) * precision.storage + (4 * terms + 4) * precision.accumulation
     mass = weights @ np.abs(value)  # (..., L, Ev): sum_j P_ij |V_jc|
     kept_total = keep.astype(np.float64) @ np.abs(value)  # (..., L, Ev): sum over kept j of |V_jc|
-    return np.expm1(2 * exponent + extra)[..., None] * mass + precision.storage * np.abs(weights @ value) \
-        + 2 * precision.underflow * (kept_total + S + 1)
+    with np.errstate(over="ignore"):
+        growth = np.expm1(2 * exponent + extra)[..., None]  # (..., L, 1): inf where the exponents may be off by > 709
+    # A row whose every weight underflows (a sink far above its scores) has mass 0: nothing to grow, not inf * 0.
+    spread = np.where(mass == 0, 0.0, growth * np.where(mass == 0, 1.0, mass))
+    return spread + precision.storage * np.abs(weights @ value) + 2 * precision.underflow * (kept_total + S + 1)
 
 
 def call_bound(call: Prepared, weights: np.ndarray, precision: Precision) -> np.ndarray:
