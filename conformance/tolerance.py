@@ -64,10 +64,13 @@ class Expectation:
     value: np.ndarray | None = None  # (..., S, Ev): the values each query row reads (heads mapped)
 
 
-def row_exponent_error(A, x, M, keep, d_k, precision, extra=None):
-    """``D_i`` of the module docstring, ``(..., L)``; ``extra`` adds a per-score error (mha: from the projections)."""
+def row_exponent_error(A, x, M, keep, d_k, precision, extra=None, sink=None):
+    """``D_i`` of the module docstring, ``(..., L)``; ``extra`` adds a per-score error (mha: from the projections);
+    ``sink``, one logit per row (broadcastable to ``(..., L, 1)``, clause ``sinks.formula``), joins the row max."""
     u_s, u_a = precision.storage, precision.accumulation
     row_max = np.max(np.where(keep, x, -np.inf), axis=-1, keepdims=True, initial=-np.inf)
+    if sink is not None:
+        row_max = np.maximum(row_max, sink)  # (..., L, 1): the kernel shifts by the max over the row and the sink
     row_max = np.where(np.isfinite(row_max), row_max, 0.0)
     per_score = (d_k + 2) * u_a * A + 6 * u_s * (A + np.abs(M)) + 3 * u_s * np.abs(x - row_max)
     if extra is not None:

@@ -24,6 +24,7 @@ extensions = [
     "kqv_clauses",
     "kqv_cli",
     "kqv_conformance",
+    "kqv_live_report",
 ]
 
 source_suffix = {".md": "markdown"}

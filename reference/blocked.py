@@ -11,6 +11,9 @@ the running output ``o``; a new block with scores ``x`` updates them as
 
 and the row's output is ``o / l``, the same number as ``softmax(x) V`` (clause ``softmax.online``);
 its lse is ``m + log l`` (clause ``lse.definition``).
+With a sink (clause ``sinks.formula``) the walk starts from it instead of from nothing: ``m = sink``,
+``l = exp(sink - m) = 1``, ``o = 0``, so the sink enters the running max and sum once per row (and the
+lse), and a row that keeps no key ends at ``0 / 1 = 0`` (clause ``sinks.empty-row``) with the lse ``sink``.
 Memory grows with ``L * E`` (the output and one block per thread), not ``L * S``: the masks are
 applied block by block. Under ``is_causal`` the key blocks a block of rows cannot see are skipped,
 and along the diagonal the keys go in narrow blocks that only the rows which see them compute, so
@@ -70,8 +73,8 @@ def _key_blocks(i0: int, i1: int, S: int, offset: int | None, block_keys: int,
 
 def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndarray | None, scale: float, i0: int,
             offset: int | None, block_keys: int, diagonal: int, window: tuple[int | None, int | None] | None = None,
-            alignment: int = 0, softcap: float | None = None,
-            slopes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            alignment: int = 0, softcap: float | None = None, slopes: np.ndarray | None = None,
+            sinks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(o, l, m)`` of the online softmax of one item: ``(n, R, Ev)``, ``(n, R, 1)``, ``(n, R, 1)``.
 
     ``query`` is the item's ``R`` query rows ``i0 .. i0 + R - 1`` of ``n`` batch entries,
@@ -80,14 +83,17 @@ def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndar
     ``(n or 1, R, S)``, or None; ``offset`` is None without ``is_causal``, else key ``j`` is kept for
     row ``i`` iff ``j <= i + offset``; ``window`` None or ``(left, right)`` around ``i + alignment``
     (clause ``window.index-rule``); ``softcap`` None or the cap of clause ``softcap.formula``; ``slopes``
-    None or the ALiBi slope of each entry, ``(n,)`` (clause ``alibi.formula``). Each key block goes through
-    the stages of
+    None or the ALiBi slope of each entry, ``(n,)`` (clause ``alibi.formula``); ``sinks`` None or the sink
+    of each entry, ``(n,)`` (clause ``sinks.formula``). Each key block goes through the stages of
     :mod:`kqv.reference.stages` before the online update.
     """
     n, R = query.shape[:2]
-    m = np.full((n, R, 1), -np.inf)  # running max of the kept scores
+    m = np.full((n, R, 1), -np.inf)  # running max of the kept scores (and the sink)
     l = np.zeros((n, R, 1))  # running sum of exp(x - m)  # noqa: E741 - the paper's name
     o = np.zeros((n, R, value.shape[-1]))  # running sum of exp(x - m) v
+    if sinks is not None:  # the sink is the first term: m = sink, l = exp(sink - m) = 1
+        m[...] = sinks[:, None, None]  # (n, 1, 1) -> (n, R, 1)
+        l[...] = 1.0
     blocks = _key_blocks(i0, i0 + R, key.shape[1], offset, block_keys, diagonal)
     for number, (j0, j1, r) in enumerate(blocks):
         x = scores(query[:, r:], key[:, j0:j1], scale)  # (n, R - r, j1 - j0), clause scores.dot-product
@@ -102,7 +108,7 @@ def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndar
             drop_causal(x, i0 + r + offset - j0)  # row t of the block sees keys c <= t + (i0 + r + offset - j0)
         if window is not None:
             drop_window(x, i0 + r + alignment - j0, window)  # clause window.index-rule
-        _update(x, value[:, j0:j1], m[:, r:], l[:, r:], o[:, r:], first=number == 0)  # the rows that see it
+        _update(x, value[:, j0:j1], m[:, r:], l[:, r:], o[:, r:], first=number == 0 and sinks is None)  # its rows
     return o, l, m
 
 
@@ -188,7 +194,7 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
                       scale: Any = None, *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
                       block_size: tuple[int, int] | None = None, workers: int | None = None,
                       enable_gqa: bool = False, window: Any = None, softcap: Any = None,
-                      alibi_slopes: Any = None, kv_lengths: Any = None,
+                      alibi_slopes: Any = None, kv_lengths: Any = None, sinks: Any = None,
                       return_lse: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``softmax(Q K^T * scale + mask) V`` in float64 by blocks (clauses ``attention.sdpa``, ``softmax.online``).
 
@@ -206,7 +212,7 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     return_lse = check_bool("return_lse", return_lse)
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
-                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths)
+                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks)
     batch, L, S, Ev = call.batch, call.L, call.S, call.Ev
     mask = None if call.mask is None else np.broadcast_to(call.mask, call.shape)
     block_queries, block_keys = _check_block(block_size)
@@ -217,6 +223,7 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     output = np.empty((count, L, Ev))  # (N, L, Ev), the batch flattened
     lse = np.empty((count, L, 1))  # (N, L, 1)
     slopes = None if call.alibi_slopes is None else np.broadcast_to(call.alibi_slopes, batch).reshape(-1)  # (N,)
+    sink = None if call.sinks is None else np.broadcast_to(call.sinks, batch).reshape(-1)  # (N,)
     # Small entries go several to an item, up to one block of scores, leaving an item per worker.
     group = max(1, min(block_queries * block_keys // max(1, min(L, block_queries) * min(S, block_keys)),
                        -(-count // workers)))
@@ -235,14 +242,15 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
             o, l, m = _attend(_entries(query, batch, n0, n1, rows), _entries(key, batch, n0, n1), values,
                               None if mask is None else _entries(mask, batch, n0, n1, rows), call.scale, i0, offset,
                               block_keys, diagonal, call.window, call.offset, call.softcap,
-                              None if slopes is None else slopes[n0:n1])  # noqa: E741
+                              None if slopes is None else slopes[n0:n1],
+                              None if sink is None else sink[n0:n1])  # noqa: E741
         result = output[n0:n1, i0:i1]  # (n, R, Ev)
         empty = m == -np.inf  # (n, R, 1): rows that keep no key, clause mask.fully-masked-row
         lse[n0:n1, i0:i1] = log_sum_exp(np.where(empty, 0.0, m), l)  # -inf where l = 0, clause lse.empty-row
         np.divide(o, l, out=result, where=~empty)  # clause softmax.definition
         if empty.any():
             np.copyto(result, 0.0, where=empty)  # the empty weighted sum
-            result[...] = fill_masked_rows(result, empty, values, masked_rows)
+            result[...] = fill_masked_rows(result, empty, values, call.masked_rows)
 
     if workers > 1 and len(items) > 1:
         with _blas_controller().limit(limits=1, user_api="blas"):  # one BLAS thread per worker

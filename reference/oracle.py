@@ -61,20 +61,22 @@ def _check_dps(dps: Any) -> int:
 
 
 def _attention(query, key, value, attn_mask, is_causal, scale, causal_alignment, masked_rows, dps, **variants):
-    """Validated oracle attention: the stages of :mod:`kqv.reference.stages` in mpmath, ``(P, empty, O, lse)``;
+    """Validated oracle attention: the stages of :mod:`kqv.reference.stages` in mpmath,
+    ``((P, empty, O, lse), convention)``;
     ``variants`` are the keywords of the variants (``enable_gqa``, ``window``, ``softcap``,
-    ``alibi_slopes``, ``kv_lengths``)."""
+    ``alibi_slopes``, ``kv_lengths``, ``sinks``); also returns the convention the rows that keep no key
+    follow (``"zeros"`` with sinks, clause ``sinks.empty-row``)."""
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, **variants)
     with mpmath.workdps(_check_dps(dps)):
         # clauses scores.scale.default (the exact 1/sqrt(E)) and scores.scale.explicit
-        return attend_with_lse(call.in_mpmath(), MULTIPRECISION)
+        return attend_with_lse(call.in_mpmath(), MULTIPRECISION), call.masked_rows
 
 
 def oracle_sdpa(query: Any, key: Any, value: Any, attn_mask: Any = None, is_causal: bool = False, scale: Any = None,
                 *, causal_alignment: str = "top-left", masked_rows: str = "zeros", enable_gqa: bool = False,
                 window: Any = None, softcap: Any = None, alibi_slopes: Any = None, kv_lengths: Any = None,
-                return_lse: bool = False, dps: int = DEFAULT_DPS,
+                sinks: Any = None, return_lse: bool = False, dps: int = DEFAULT_DPS,
                 as_mpf: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``softmax(Q K^T * scale + mask) V`` at ``dps`` digits (clause ``attention.sdpa``), ``(..., L, Ev)``.
 
@@ -86,23 +88,24 @@ def oracle_sdpa(query: Any, key: Any, value: Any, attn_mask: Any = None, is_caus
     ``(..., L)`` of clause ``lse.definition`` at ``dps`` digits.
     """
     return_lse = check_bool("return_lse", return_lse)
-    _, _, output, lse = _attention(query, key, value, attn_mask, is_causal, scale, causal_alignment, masked_rows, dps,
-                                   enable_gqa=enable_gqa, window=window, softcap=softcap, alibi_slopes=alibi_slopes,
-                                   kv_lengths=kv_lengths)
+    (_, _, output, lse), _ = _attention(query, key, value, attn_mask, is_causal, scale, causal_alignment, masked_rows,
+                                        dps, enable_gqa=enable_gqa, window=window, softcap=softcap,
+                                        alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks)
     return (_finish(output, as_mpf), _finish(lse, as_mpf)) if return_lse else _finish(output, as_mpf)
 
 
 def oracle_attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bool = False, scale: Any = None,
                              *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
                              enable_gqa: bool = False, window: Any = None, softcap: Any = None,
-                             alibi_slopes: Any = None, kv_lengths: Any = None,
+                             alibi_slopes: Any = None, kv_lengths: Any = None, sinks: Any = None,
                              dps: int = DEFAULT_DPS, as_mpf: bool = False) -> np.ndarray:
     """The weights ``P (..., L, S)`` at ``dps`` digits, as :func:`kqv.reference.attention_weights`."""
-    weights, empty, _, _ = _attention(query, key, None, attn_mask, is_causal, scale, causal_alignment, masked_rows, dps,
-                                      enable_gqa=enable_gqa, window=window, softcap=softcap, alibi_slopes=alibi_slopes,
-                                      kv_lengths=kv_lengths)
+    (weights, empty, _, _), convention = _attention(query, key, None, attn_mask, is_causal, scale, causal_alignment,
+                                                    masked_rows, dps, enable_gqa=enable_gqa, window=window,
+                                                    softcap=softcap, alibi_slopes=alibi_slopes, kv_lengths=kv_lengths,
+                                                    sinks=sinks)
     with mpmath.workdps(_check_dps(dps)):
-        weights = masked_row_weights(weights, empty, masked_rows, MULTIPRECISION)
+        weights = masked_row_weights(weights, empty, convention, MULTIPRECISION)
     return _finish(weights, as_mpf)
 
 

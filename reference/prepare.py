@@ -18,7 +18,7 @@ from .arithmetic import to_mpf
 from .stages import add_biases, alibi_bias, drop_beyond, drop_causal, drop_keys, drop_window, map_heads
 from .validation import (CAUSAL_ALIGNMENTS, MASKED_ROWS, as_float64, as_mask, check_alibi_slopes,
                          check_attention_shapes, check_bool, check_choice, check_kv_lengths, check_min_ndim,
-                         check_positive_real, check_scale, check_window)
+                         check_positive_real, check_scale, check_sinks, check_window)
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class Prepared:
     cap; ``alibi_slopes`` None or the ALiBi slopes ``(H_q,)`` or ``(B, H_q)``, lined up with ``batch`` from
     the right. With ``kv_lengths`` the offset differs per batch entry, so the key lengths, the causal rule,
     the window and the ALiBi bias are folded into ``mask`` (:func:`fold_lengths`) and ``causal_offset``,
-    ``window`` and ``alibi_slopes`` are None.
+    ``window`` and ``alibi_slopes`` are None. ``sinks`` None or the sink logits ``(H_q,)`` or ``(B, H_q)``,
+    lined up with ``batch`` from the right; with them ``masked_rows`` is ``"zeros"`` whatever was asked
+    (clause ``sinks.empty-row``: a row that keeps no key is 0).
     """
 
     query: np.ndarray
@@ -52,6 +54,7 @@ class Prepared:
     softcap: Any = None  # the cap c of softcap.formula, or None
     alibi_slopes: np.ndarray | None = None  # the slopes m_h of alibi.formula, (H_q,) or (B, H_q), or None
     kv_lengths: np.ndarray | None = None  # int (B,): the valid keys of each batch entry, already folded into mask
+    sinks: np.ndarray | None = None  # the sink logits of sinks.formula, (H_q,) or (B, H_q), or None
 
     @property
     def L(self) -> int:  # noqa: N802 - the paper's name
@@ -96,6 +99,10 @@ class Prepared:
             total += np.where(mask == -np.inf, 0.0, mask)
         return total
 
+    def row_sinks(self) -> np.ndarray | None:
+        """The sink of each query row, ``(..., H_q, 1, 1)``, broadcastable to the scores' rows; None without sinks."""
+        return None if self.sinks is None else self.sinks[..., None, None]
+
     def in_mpmath(self) -> "Prepared":
         """The same call on object arrays of mpmath numbers, with the exact ``1/sqrt(E)`` as the default scale.
 
@@ -107,8 +114,9 @@ class Prepared:
         scale = 1 / mpmath.sqrt(self.E) if self.default_scale else mpmath.mpf(self.scale)
         cap = None if self.softcap is None else mpmath.mpf(self.softcap)
         slopes = None if self.alibi_slopes is None else to_mpf(self.alibi_slopes)
+        sinks = None if self.sinks is None else to_mpf(self.sinks)
         return dataclasses.replace(self, query=to_mpf(self.query), key=to_mpf(self.key), value=to_mpf(self.value),
-                                   scale=scale, mask=mask, softcap=cap, alibi_slopes=slopes)
+                                   scale=scale, mask=mask, softcap=cap, alibi_slopes=slopes, sinks=sinks)
 
 
 def _check_heads(query: np.ndarray, key: np.ndarray, value: np.ndarray) -> None:
@@ -158,7 +166,7 @@ def fold_lengths(mask: np.ndarray | None, shape: tuple[int, ...], lengths: np.nd
 def prepare(query: Any, key: Any, value: Any = None, attn_mask: Any = None, is_causal: Any = False,
             scale: Any = None, *, causal_alignment: str = "top-left", masked_rows: str = "zeros",
             enable_gqa: Any = False, window: Any = None, softcap: Any = None, alibi_slopes: Any = None,
-            kv_lengths: Any = None) -> Prepared:
+            kv_lengths: Any = None, sinks: Any = None) -> Prepared:
     """Validate the arguments of :func:`kqv.reference.scaled_dot_product_attention` and return the :class:`Prepared` call.
 
     ``value`` None stands for a value of width 0 (:func:`kqv.reference.attention_weights` has none).
@@ -188,11 +196,14 @@ def prepare(query: Any, key: Any, value: Any = None, attn_mask: Any = None, is_c
     window = check_window(window)
     softcap = None if softcap is None else check_positive_real("softcap", softcap)  # clause softcap.formula
     slopes = None if alibi_slopes is None else check_alibi_slopes(alibi_slopes, batch)  # clause alibi.formula
+    if sinks is not None:
+        sinks = check_sinks(sinks, batch)  # clause sinks.formula
+        masked_rows = "zeros"  # clause sinks.empty-row: the denominator exp(sink - m) > 0 leaves an empty row 0
     offset = 0 if causal_alignment == "top-left" else S - L
     if kv_lengths is not None:
         lengths = check_kv_lengths(kv_lengths, batch, S)
         mask = fold_lengths(mask, batch + (L, S), lengths, causal_alignment == "top-left", is_causal, window, slopes)
         return Prepared(query, key, value, batch, value_of_scale, scale is None, mask, None, masked_rows, None, 0,
-                        softcap, kv_lengths=lengths)
+                        softcap, kv_lengths=lengths, sinks=sinks)
     return Prepared(query, key, value, batch, value_of_scale, scale is None, mask, offset if is_causal else None,
-                    masked_rows, window, offset, softcap, slopes)
+                    masked_rows, window, offset, softcap, slopes, sinks=sinks)

@@ -37,7 +37,8 @@ def masked_scores(call: Prepared, ops=FLOAT64) -> np.ndarray:
 
 def weights_of(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray]:
     """Stages 1 to 4 on whole arrays: ``(P (*batch, L, S), empty (*batch, L, 1))``, P 0 on empty rows."""
-    return softmax(masked_scores(call, ops), ops)  # clauses softmax.stable, mask.zero-weight
+    # clauses softmax.stable, mask.zero-weight, sinks.formula
+    return softmax(masked_scores(call, ops), ops, sink=call.row_sinks())
 
 
 def attend(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -50,7 +51,8 @@ def attend(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray, np.ndar
 def attend_with_lse(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`attend` and the lse of each row, ``(P, empty, O, lse)``: ``lse (*batch, L)`` is the log of the softmax
     denominator (clause ``lse.definition``), ``-inf`` on the rows that keep no key (clause ``lse.empty-row``)."""
-    weights, empty, lse = softmax_with_lse(masked_scores(call, ops), ops)  # softmax.stable, lse.definition
+    # clauses softmax.stable, mask.zero-weight, sinks.formula, lse.definition
+    weights, empty, lse = softmax_with_lse(masked_scores(call, ops), ops, sink=call.row_sinks())
     output = weighted_sum(weights, call.value, ops)  # (*batch, L, Ev), clause output.weighted-sum
     return weights, empty, fill_masked_rows(output, empty, call.value, call.masked_rows, ops), lse[..., 0]
 
@@ -58,7 +60,7 @@ def attend_with_lse(call: Prepared, ops=FLOAT64) -> tuple[np.ndarray, np.ndarray
 def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bool = False, scale: Any = None, *,
                       causal_alignment: str = "top-left", masked_rows: str = "zeros",
                       enable_gqa: bool = False, window: Any = None, softcap: Any = None,
-                      alibi_slopes: Any = None, kv_lengths: Any = None) -> np.ndarray:
+                      alibi_slopes: Any = None, kv_lengths: Any = None, sinks: Any = None) -> np.ndarray:
     """The attention weights ``P = softmax(Q K^T * scale + mask)``, float64 ``(..., L, S)``.
 
     ``P_ij = exp(x_ij - m_i) / sum_{k kept} exp(x_ik - m_i)`` for kept keys and exactly
@@ -69,16 +71,17 @@ def attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bo
     ``softmax.definition``, ``softmax.stable``, ``softmax.rows-sum-to-one``,
     ``mask.zero-weight``, with ``enable_gqa`` ``gqa.head-mapping``, with ``window``
     ``window.index-rule``, with ``softcap`` ``softcap.formula``, with ``alibi_slopes``
-    ``alibi.formula``. A row whose
+    ``alibi.formula``, with ``sinks`` ``sinks.formula`` (the denominator has one more term
+    ``exp(sink_h - m_i)``, so a row's weights sum to less than 1). A row whose
     every key is masked (clause ``mask.fully-masked-row``) is 0 (``masked_rows="zeros"``),
-    NaN (``"nan"``) or ``1/S`` (``"uniform"``). Arguments are those of
-    :func:`scaled_dot_product_attention`.
+    NaN (``"nan"``) or ``1/S`` (``"uniform"``); with sinks it is 0 (clause ``sinks.empty-row``).
+    Arguments are those of :func:`scaled_dot_product_attention`.
     """
     call = prepare(query, key, None, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
-                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths)
+                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks)
     weights, empty = weights_of(call)
-    return masked_row_weights(weights, empty, masked_rows)
+    return masked_row_weights(weights, empty, call.masked_rows)
 
 
 METHODS = ("auto", "dense", "blocked")
@@ -104,9 +107,10 @@ def _auto(query: Any, key: Any, value: Any, enable_gqa: bool) -> str:
 def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: Any = None, enable_gqa: bool = False, *,
                                  window: Any = None, softcap: Any = None, alibi_slopes: Any = None,
-                                 kv_lengths: Any = None, return_lse: bool = False, causal_alignment: str = "top-left",
-                                 masked_rows: str = "zeros", method: str = "auto",
-                                 block_size: tuple[int, int] | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                                 kv_lengths: Any = None, sinks: Any = None, return_lse: bool = False,
+                                 causal_alignment: str = "top-left", masked_rows: str = "zeros", method: str = "auto",
+                                 block_size: tuple[int, int] | None = None,
+                                 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Attention ``O = softmax(Q K^T * scale + mask) V`` in float64 (clause ``attention.sdpa``).
 
     ``O_ic = sum_j P_ij v_jc`` (clause ``output.weighted-sum``) with ``P`` from
@@ -165,11 +169,20 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     ``n_b - L`` (clause ``lengths.offset``; negative when ``L > n_b``: the
     leading rows keep no key).
 
+    ``sinks``: attention sinks (clause ``sinks.formula``): None, or finite
+    logits ``(H_q,)`` or ``(B, H_q)`` for query ``(..., H_q, L, E)``, lined up
+    like ``alibi_slopes``; the softmax of a row of query head ``h`` gets one
+    more term ``exp(sink_h - m_i)`` in its denominator and none in the output,
+    ``m_i`` the max over the kept scores and the sink, so its weights sum to
+    ``1 - p_sink`` (clause ``sinks.mass``) and a row that keeps no key is 0
+    whatever ``masked_rows`` (clause ``sinks.empty-row``).
+
     ``return_lse``: with True the call returns ``(output, lse)``, ``lse`` float64
     ``(..., L)`` (the output's batch dims and ``L``): ``lse_i = m_i + log sum_j
     exp(x_ij - m_i)``, the natural log of row ``i``'s softmax denominator over its
-    kept keys (clause ``lse.definition``), ``-inf`` for a row that keeps no key
-    whatever ``masked_rows`` says (clause ``lse.empty-row``).
+    kept keys and its sink (clause ``lse.definition``); ``-inf`` for a row that
+    keeps no key whatever ``masked_rows`` says (clause ``lse.empty-row``), or the
+    sink when there is one.
 
     ``dropout_p`` must be 0: the reference is deterministic.
 
@@ -198,12 +211,12 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     if method == "blocked":
         return blocked_attention(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                                  masked_rows=masked_rows, block_size=block_size, enable_gqa=enable_gqa, window=window,
-                                 softcap=softcap, alibi_slopes=alibi_slopes, kv_lengths=kv_lengths,
+                                 softcap=softcap, alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks,
                                  return_lse=return_lse)
     if block_size is not None:
         raise ValueError("block_size: only the blocked method takes a block size (method='blocked')")
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
-                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths)
+                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks)
     _, _, output, lse = attend_with_lse(call)
     return (output, lse) if return_lse else output

@@ -14,12 +14,13 @@ One call goes through these stages (each names its clauses):
    :func:`drop_beyond`; ``mask.bool``, ``mask.causal.*``, ``window.index-rule``,
    ``lengths.index-rule``);
 4. softmax over the keys left, shifted by the row max (:func:`softmax`; ``softmax.stable``,
-   ``mask.zero-weight``), or its online form block by block (``softmax.online``, in
+   ``mask.zero-weight``), with a sink per query head one more term of its denominator
+   (``sinks.formula``), or its online form block by block (``softmax.online``, in
    :mod:`kqv.reference.blocked`); the log of its denominator is the lse (:func:`log_sum_exp`;
    ``lse.definition``, ``lse.empty-row``);
 5. output: ``O = P V`` (:func:`weighted_sum`; ``output.weighted-sum``);
 6. rows that keep no key follow the convention asked (:func:`fill_masked_rows`;
-   ``mask.fully-masked-row``).
+   ``mask.fully-masked-row``); with sinks they are 0 (``sinks.empty-row``).
 
 The dense float64 form (:func:`kqv.reference.scaled_dot_product_attention`) runs them on whole arrays, the blocked form
 (:mod:`kqv.reference.blocked`) on blocks of rows and keys, the oracle (:mod:`kqv.reference.oracle`)
@@ -169,7 +170,7 @@ def drop_beyond(x: np.ndarray, length: int, ops=FLOAT64) -> np.ndarray:
     return x
 
 
-def softmax(x: np.ndarray, ops=FLOAT64, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+def softmax(x: np.ndarray, ops=FLOAT64, axis: int = -1, sink: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Stage 4: ``p_j = exp(x_j - m) / sum_k exp(x_k - m)`` over the entries of each row that are not ``-inf``.
 
     ``m`` is the row max of those entries (clause ``softmax.stable``: every exponent is ``<= 0`` and
@@ -177,12 +178,18 @@ def softmax(x: np.ndarray, ops=FLOAT64, axis: int = -1) -> tuple[np.ndarray, np.
     ``mask.zero-weight``). Returns ``(p, empty)``: ``p`` is 0 on a row with no entry left, and
     ``empty`` (``x``'s shape with ``axis`` of length 1) marks those rows (clause
     ``mask.fully-masked-row``).
+
+    With ``sink`` (one finite logit per row, broadcastable to ``empty``; clause ``sinks.formula``)
+    the denominator has one more term ``exp(sink - m)``, ``m`` the max over the row's entries and
+    the sink: the weights sum to less than 1, and a row with no entry has the denominator 1 and
+    weights 0 (clause ``sinks.empty-row``).
     """
-    p, empty, _ = softmax_with_lse(x, ops, axis)
+    p, empty, _ = softmax_with_lse(x, ops, axis, sink)
     return p, empty
 
 
-def softmax_with_lse(x: np.ndarray, ops=FLOAT64, axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def softmax_with_lse(x: np.ndarray, ops=FLOAT64, axis: int = -1,
+                     sink: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stage 4 and the log of its denominator: ``(p, empty, lse)``, ``p`` and ``empty`` as :func:`softmax` gives them
     and ``lse = m + log sum_k exp(x_k - m)`` (:func:`log_sum_exp`; clause ``lse.definition``), ``-inf`` on a row
     with no entry left (clause ``lse.empty-row``); ``lse`` has ``x``'s shape with ``axis`` of length 1.
@@ -193,17 +200,24 @@ def softmax_with_lse(x: np.ndarray, ops=FLOAT64, axis: int = -1) -> tuple[np.nda
     kept = np.asarray(x != ops.neg_inf, dtype=bool)
     empty = ~np.any(kept, axis=axis, keepdims=True)
     row_max = np.max(np.where(kept, x, ops.neg_inf), axis=axis, keepdims=True, initial=ops.neg_inf)
-    shift = np.where(empty, 0, row_max)
+    if sink is None:
+        shift = np.where(empty, 0, row_max)
+    else:
+        shift = np.maximum(row_max, sink)  # finite on every row: the sink is
     with np.errstate(invalid="ignore", over="ignore"):
         numerator = ops.exp(np.where(kept, x - shift, ops.neg_inf))  # exactly 0 off the row, 1 at its max
     total = ops.sum(numerator, axis)  # in [1, n] on rows that keep an entry, 0 on the others
-    return numerator / np.where(empty, 1, total), empty, log_sum_exp(shift, total, ops)
+    if sink is not None:
+        total = total + ops.exp(sink - shift)  # at least 1 on every row: the sink's term
+    denominator = total if sink is not None else np.where(empty, 1, total)
+    return numerator / denominator, empty, log_sum_exp(shift, total, ops)
 
 
 def log_sum_exp(shift: np.ndarray, total: np.ndarray, ops=FLOAT64) -> np.ndarray:
     """``lse = m + log l`` from a row's shift ``m`` and its sum ``l = sum_k exp(x_k - m)`` (clause ``lse.definition``):
-    the natural log of the softmax denominator. The log of an empty sum is ``-inf`` (clause ``lse.empty-row``).
-    The dense form passes the row max and the whole sum, the blocked form its running ``m`` and ``l``."""
+    the natural log of the softmax denominator, a sink's term included (so a row with no key but a sink has the
+    lse ``sink``). The log of an empty sum is ``-inf`` (clause ``lse.empty-row``). The dense form passes the row
+    max and the whole sum, the blocked form its running ``m`` and ``l``."""
     return shift + ops.log(total)
 
 

@@ -230,30 +230,42 @@ def check_kv_lengths(kv_lengths: Any, batch: tuple[int, ...], S: int) -> np.ndar
     return array.astype(np.int64)
 
 
-def check_alibi_slopes(alibi_slopes: Any, batch: tuple[int, ...]) -> np.ndarray:
-    """``alibi_slopes``: finite floats ``(H_q,)`` or ``(B, H_q)`` (clause ``alibi.formula``), as float64.
+def check_per_head(name: str, values: Any, batch: tuple[int, ...], what: str) -> np.ndarray:
+    """Finite floats ``(H_q,)`` or ``(B, H_q)``, one per query head, as float64; ``what`` names one of them (a slope).
 
     ``batch`` is the broadcast batch shape of the call, ``(..., H_q)`` with the heads on axis -3 of
-    the arrays; per-batch slopes line up from the right, ``B`` being the batch axis just before the
-    heads (``batch[-2]``, or 1 to share the slopes across it).
+    the arrays; per-batch values line up from the right, ``B`` being the batch axis just before the
+    heads (``batch[-2]``, or 1 to share them across it).
     """
-    slopes = as_float64("alibi_slopes", alibi_slopes)
+    array = as_float64(name, values)
     if not batch:
-        raise ValueError(f"alibi_slopes: needs a head axis, query (..., H_q, L, E) with at least 3 dims; the call has "
-                         f"no batch dims (alibi_slopes shape {slopes.shape})")
+        raise ValueError(f"{name}: needs a head axis, query (..., H_q, L, E) with at least 3 dims; the call has "
+                         f"no batch dims ({name} shape {array.shape})")
     heads = batch[-1]
     expected = f"(H_q,) = ({heads},)" + (f" or (B, H_q) = ({batch[-2]}, {heads})" if len(batch) >= 2 else "")
-    fits = slopes.ndim in (1, 2) and slopes.ndim <= len(batch) and slopes.shape[-1] == heads \
-        and (slopes.ndim == 1 or slopes.shape[0] in (1, batch[-2]))
+    fits = array.ndim in (1, 2) and array.ndim <= len(batch) and array.shape[-1] == heads \
+        and (array.ndim == 1 or array.shape[0] in (1, batch[-2]))
     if not fits:
-        raise ValueError(f"alibi_slopes: expected shape {expected}, one slope per query head (axis -3 of the batch "
-                         f"dims {batch}), got shape {slopes.shape}")
-    bad = ~np.isfinite(slopes)
+        raise ValueError(f"{name}: expected shape {expected}, one {what} per query head (axis -3 of the batch "
+                         f"dims {batch}), got shape {array.shape}")
+    bad = ~np.isfinite(array)
     if bad.any():
         where = tuple(int(n) for n in np.argwhere(bad)[0])
-        raise ValueError(f"alibi_slopes: expected finite slopes, got {slopes[where]} at index {where} "
-                         f"(dtype {np.asarray(alibi_slopes).dtype})")
-    return slopes
+        raise ValueError(f"{name}: expected finite {what}s, got {array[where]} at index {where} "
+                         f"(dtype {np.asarray(values).dtype})")
+    return array
+
+
+def check_alibi_slopes(alibi_slopes: Any, batch: tuple[int, ...]) -> np.ndarray:
+    """``alibi_slopes``: finite floats ``(H_q,)`` or ``(B, H_q)`` (clause ``alibi.formula``), as float64
+    (:func:`check_per_head`)."""
+    return check_per_head("alibi_slopes", alibi_slopes, batch, "slope")
+
+
+def check_sinks(sinks: Any, batch: tuple[int, ...]) -> np.ndarray:
+    """``sinks``: finite floats ``(H_q,)`` or ``(B, H_q)``, one logit per query head (clause ``sinks.formula``), as
+    float64 (:func:`check_per_head`)."""
+    return check_per_head("sinks", sinks, batch, "sink")
 
 def _join(items: list[str]) -> str:
     if len(items) <= 2:

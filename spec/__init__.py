@@ -12,11 +12,11 @@ import dataclasses
 import difflib
 
 from . import (alibi, attention, gradients, heads, lengths, lse, masking, multihead, output, positional, projections,
-               scores, softcap, softmax, windows)
+               scores, sinks, softcap, softmax, windows)
 from .clause import Clause, Derivation, DerivationError, Step
 
-_MODULES = (projections, scores, masking, softmax, output, attention, heads, windows, softcap, alibi, lengths, lse,
-            multihead, positional, gradients)
+_MODULES = (projections, scores, masking, softmax, output, attention, heads, windows, softcap, alibi, lengths,
+            sinks, lse, multihead, positional, gradients)
 
 SECTIONS: list[tuple[str, str]] = [module.SECTION for module in _MODULES]
 

@@ -25,6 +25,7 @@ o_a, o_b = sympy.symbols("o_a o_b", real=True)
 scale = sympy.Symbol("s", positive=True)
 lse_i = sympy.Symbol("lse_i", real=True)
 _t = sympy.Symbol("t", positive=True)
+_sink = sympy.Symbol("s_h", real=True)
 _ROW = (x1, x2, x3)  # a row of three kept scores
 
 _SYMBOLS = {"x_ij": "the score of query i and key j, capped and biased, -inf where the key is dropped",
@@ -91,7 +92,8 @@ empty_row = Clause(
     statement=(
         "A row whose every key is dropped (masks, the causal rule, a window, a key length of 0) has the empty sum 0 "
         "as its denominator and lse_i = log 0 = -inf, whatever convention its output follows: never 0, NaN or the "
-        "most negative finite number."
+        "most negative finite number. With an attention sink s_h (clause sinks.formula) the denominator keeps the "
+        "sink's term exp(s_h), so such a row has lse_i = s_h."
     ),
     expr=sympy.Eq(lse_i, -sympy.oo, evaluate=False),
     derivation=Derivation((
@@ -101,6 +103,7 @@ empty_row = Clause(
              sympy.Limit(sympy.log(_t), _t, 0, "+"), -sympy.oo, check=same_infinity),
         Step("as every score of a row tends to -inf so does its lse",
              sympy.Limit(log_sum_exp((x1, x1)), x1, -sympy.oo), -sympy.oo, check=same_infinity),
+        Step("with a sink s_h the empty row's denominator is exp(s_h) alone", sympy.log(sympy.exp(_sink)), _sink),
     )),
     section=SECTION[0],
     symbols=_SYMBOLS,

@@ -23,13 +23,13 @@ def _dtypes() -> tuple[str, ...]:
 
 
 def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False,
-         window=None, softcap=None, alibi_slopes=None, kv_lengths=None, return_lse=False):
+         window=None, softcap=None, alibi_slopes=None, kv_lengths=None, sinks=None, return_lse=False):
     """``softmax(Q K^T * scale + mask) V`` in float64, rounded to ``query.dtype`` (clause ``attention.sdpa``); with
     ``return_lse`` also the lse (clause ``lse.definition``) in float32 or, for float64 inputs, float64."""
     result = scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p,
                                           is_causal=is_causal, scale=scale, enable_gqa=enable_gqa, window=window,
                                           softcap=softcap, alibi_slopes=alibi_slopes, kv_lengths=kv_lengths,
-                                          return_lse=return_lse)
+                                          sinks=sinks, return_lse=return_lse)
     if return_lse:
         out, lse = result
         return out.astype(query.dtype), lse.astype(np.float64 if query.dtype == np.float64 else np.float32)
@@ -53,7 +53,7 @@ def backends() -> dict[str, Backend]:
     common = dict(masked_rows="zeros", causal_alignment="top-left")
     return {
         "sdpa": Backend("numpy", sdpa, Declaration(kind="sdpa", dtypes=_dtypes(), gqa=True, window=True, softcap=True,
-                                                     alibi=True, kv_lengths=True, lse=True, **common),
+                                                     alibi=True, kv_lengths=True, sinks=True, lse=True, **common),
                         description=DESCRIPTION),
         "mha": Backend("numpy", mha, Declaration(kind="mha", dtypes=_dtypes(), **common), description=DESCRIPTION),
         "pe": Backend("numpy", pe, Declaration(kind="pe", dtypes=("float64",)), description=DESCRIPTION),

@@ -1,8 +1,9 @@
 """ONNX's ``Attention`` operator (opset 23) as an ``sdpa`` backend, run by onnxruntime or by ONNX's reference.
 
 Each call builds (and caches) a one-node model ``Y = Attention(Q, K, V[, attn_mask])`` with the
-attributes ``is_causal``, ``scale`` and ``softcap`` (logit soft-capping, applied before the mask, as
-the spec orders it), in the 4-D layout ``(B, H, L, E)``: the contract's leading
+attributes ``is_causal``, ``scale``, ``softcap`` (logit soft-capping, applied before the mask, as
+the spec orders it) and, with a window, ``left_window_size`` and ``right_window_size`` (opset 25;
+-1 for an unbounded side; aligned top-left like ``is_causal``), in the 4-D layout ``(B, H, L, E)``: the contract's leading
 dims become ``(B, H)`` (one dim: ``H = 1``; none: ``B = H = 1``) and the mask is broadcast to
 ``(B, H, L, S)``. A bool mask keeps the keys marked True; a float mask, in the inputs' dtype, is
 added to the scores.
@@ -60,7 +61,9 @@ class OnnxAdapter(NumpyAdapter):
 
 
 @functools.lru_cache(maxsize=256)
-def _model(dtype: str, mask: str | None, is_causal: bool, scale: float | None, softcap: float | None = None) -> bytes:
+def _model(dtype: str, mask: str | None, is_causal: bool, scale: float | None, softcap: float | None = None,
+           window: tuple[int | None, int | None] | None = None) -> bytes:
+    """The one-node model; opset 23, or 25 with a window (``left_window_size``/``right_window_size``, -1 unbounded)."""
     from onnx import helper
 
     inputs = [helper.make_tensor_value_info(name, ELEMENT[dtype], None) for name in NAMES[:3]]
@@ -71,17 +74,20 @@ def _model(dtype: str, mask: str | None, is_causal: bool, scale: float | None, s
         attributes["scale"] = float(scale)
     if softcap is not None:
         attributes["softcap"] = float(softcap)
+    if window is not None:
+        attributes["left_window_size"], attributes["right_window_size"] = (-1 if side is None else int(side)
+                                                                           for side in window)
     node = helper.make_node("Attention", [i.name for i in inputs], ["Y"], **attributes)
     graph = helper.make_graph([node], "attention", inputs, [helper.make_tensor_value_info("Y", ELEMENT[dtype], None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23 if window is None else 25)])
     model.ir_version = 10
     return model.SerializeToString()
 
 
 @functools.lru_cache(maxsize=256)
 def _session(runtime: str, dtype: str, mask: str | None, is_causal: bool, scale: float | None,
-             softcap: float | None = None):
-    model = _model(dtype, mask, is_causal, scale, softcap)
+             softcap: float | None = None, window: tuple[int | None, int | None] | None = None):
+    model = _model(dtype, mask, is_causal, scale, softcap, window)
     if runtime == "onnxruntime":
         import onnxruntime
 
@@ -99,7 +105,7 @@ def _session(runtime: str, dtype: str, mask: str | None, is_causal: bool, scale:
 def attention(runtime: str):
     """The ``sdpa`` function that runs the one-node model on ``runtime`` (onnxruntime or reference)."""
     def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False,
-             softcap=None):
+             softcap=None, window=None):
         # Grouped-query attention needs nothing more: with 4-D inputs the operator reads the heads from the shapes.
         if dropout_p:
             raise ValueError("ONNX Attention has no dropout")
@@ -110,7 +116,8 @@ def attention(runtime: str):
             B, H = feeds["Q"].shape[:2]
             feeds["attn_mask"] = np.ascontiguousarray(np.broadcast_to(as_batch_heads(attn_mask), (B, H) + attn_mask.shape[-2:]))
             mask = "bool" if attn_mask.dtype == np.bool_ else query.dtype.name
-        session = _session(runtime, query.dtype.name, mask, bool(is_causal), scale, softcap)
+        window = None if window is None else tuple(window)
+        session = _session(runtime, query.dtype.name, mask, bool(is_causal), scale, softcap, window)
         (out,) = session.run(None, feeds)  # (B, H, L, Ev)
         return out.reshape(leading + (L, value.shape[-1]))
     sdpa.__name__ = f"attention_{runtime}"
@@ -124,10 +131,11 @@ def backend(runtime: str) -> Backend:
     known += tuple(ExpectedFailure(clause, SOFTCAP if runtime == "reference" else f"{SCALE}; {SOFTCAP}", ("float64",))
                    for clause in CAPPED)
     declaration = Declaration(kind="sdpa", dtypes=("float64", "float32", "float16"), masked_rows="zeros",
-                              causal_alignment="top-left", gqa=True, softcap=True, expected_failures=known,
+                              causal_alignment="top-left", gqa=True, softcap=True, window=True,
+                              expected_failures=known,
                               conventions=(("layout", "(B, H, L, E), mapped from (..., L, E)"),
                                            ("mask polarity", "True = attend")))
     packages = ("onnx", "onnxruntime") if runtime == "onnxruntime" else ("onnx",)
     name = "onnxruntime-attention-cpu" if runtime == "onnxruntime" else "onnx-reference-attention"
     return Backend(name, attention(runtime), declaration, OnnxAdapter(packages),
-                   description=f"ONNX Attention (opset 23) on {'onnxruntime, CPU provider' if runtime == 'onnxruntime' else 'onnx.reference.ReferenceEvaluator'}")
+                   description=f"ONNX Attention (opset 23; 25 with a window) on {'onnxruntime, CPU provider' if runtime == 'onnxruntime' else 'onnx.reference.ReferenceEvaluator'}")

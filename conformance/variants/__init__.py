@@ -12,10 +12,12 @@ from .base import Variant
 from .gqa import VARIANT as GQA
 from .kv_lengths import VARIANT as KV_LENGTHS
 from .lse import VARIANT as LSE
+from .sinks import VARIANT as SINKS
 from .softcap import VARIANT as SOFTCAP
 from .window import VARIANT as WINDOW
 
-VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (GQA, WINDOW, SOFTCAP, ALIBI, KV_LENGTHS, LSE)}
+VARIANTS: dict[str, Variant] = {variant.name: variant
+                                for variant in (GQA, WINDOW, SOFTCAP, ALIBI, KV_LENGTHS, SINKS, LSE)}
 
 
 def variant(name: str) -> Variant:

@@ -30,6 +30,9 @@ class Variant:
     positions of queries and keys (checks that permute them leave it out); ``heads(parameter, order)``
     the parameter once query head ``h`` is the old head ``order[h]`` (a parameter per head moves with it);
     ``biased`` whether it adds a bias to the scores (checks whose property holds without biases leave it out);
+    ``partial_rows`` whether the weights of a row sum to less than 1 under it, a row without a key giving 0
+    (attention sinks: checks whose property needs rows that sum to 1, or the fully-masked-row convention,
+    leave it out);
     ``result`` the name of a further result the call returns with it, ``(output, result)`` (the lse), for a variant
     that changes what the call returns, not what it computes: its keywords go to the backend's call only.
     """
@@ -47,4 +50,5 @@ class Variant:
     positional: bool = False  # its rule depends on the positions i and j (a window), not only on their scores
     heads: Callable[[Any, Any], Any] = lambda parameter, order: parameter  # after query head h <- old head order[h]
     biased: bool = False  # it adds a bias to the scores (ALiBi): checks of unbiased scores leave it out
+    partial_rows: bool = False  # a row's weights sum to less than 1 (sinks): checks of whole rows leave it out
     result: str | None = None  # the further result it asks the call for (return_lse=True: "lse")

@@ -16,8 +16,9 @@ Directives (MyST: ```` ```{kqv-checks} ````):
     Takes a path to a JSON report written by ``kqv check --json`` (relative to the page) and
     renders its matrix of clauses by backends per kind, its conventions table, each target's
     dtypes and time, the known departures seen (with their reproducers), the backends not
-    available where it was measured, and the versions it was measured with. An unreadable
-    report is a build error.
+    available where it was measured, and the versions it was measured with. With ``:summary:``,
+    one row per target instead: its dtypes, its counts of clauses passed, departed as declared,
+    skipped and failed, and its verdict. An unreadable report is a build error.
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ class ReportDirective(SphinxDirective):
     """``kqv-report <path.json>``: the matrix and conventions of a saved report."""
 
     required_arguments = 1
+    option_spec = {"summary": directives.flag}
 
     def run(self) -> list[nodes.Node]:
         path = Path(self.env.doc2path(self.env.docname)).parent / self.arguments[0]
@@ -142,6 +144,8 @@ class ReportDirective(SphinxDirective):
         except (OSError, ValueError) as error:
             logger.warning("kqv-report: cannot read %s: %s", path, error, location=self.get_location())
             return []
+        if "summary" in self.options:
+            return self._summary(report)
         result: list[nodes.Node] = []
         versions = ", ".join(f"{name} {version}" for name, version in report.get("versions", {}).items())
         result.append(nodes.paragraph("", f"Profile {report['profile']}, seed {report['seed']}; measured with "
@@ -181,6 +185,22 @@ class ReportDirective(SphinxDirective):
             result.append(_table(["target", "kind", "reason"],
                                  [[u["target"], u["kind"], u["reason"]] for u in report["unavailable"]]))
         return result
+
+    def _summary(self, report: dict[str, Any]) -> list[nodes.Node]:
+        """One row per target: its verdict and how many clauses passed, departed as declared, were skipped or failed."""
+        rows = []
+        for target in report["targets"]:
+            counts = {status: sum(c["status"] == status for c in target["clauses"])
+                      for status in ("passed", "xfailed", "skipped", "failed")}
+            rows.append([target["target"], target["kind"], ", ".join(target.get("dtypes", [])), counts["passed"],
+                         counts["xfailed"], counts["skipped"], counts["failed"],
+                         "conformant" if target["conformant"] else "NOT conformant"])
+        rows += [[u["target"], u["kind"], "", "", "", "", "", f"not checked: {u['reason']}"]
+                 for u in report.get("unavailable", [])]
+        versions = ", ".join(f"{name} {version}" for name, version in report.get("versions", {}).items())
+        return [_table(["target", "kind", "dtypes", "pass", "known departures", "skipped", "FAIL", "verdict"], rows,
+                       [4, 2, 4, 1, 2, 1, 1, 4]),
+                nodes.paragraph("", f"Profile {report['profile']}, seed {report['seed']}; measured with {versions}.")]
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

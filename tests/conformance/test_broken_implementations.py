@@ -11,13 +11,13 @@ import json
 
 import pytest
 
-from broken import alibi, gqa, kv_lengths, lse, mha, pe, sdpa, softcap, tiles, window
+from broken import alibi, gqa, kv_lengths, lse, mha, pe, sdpa, sinks, softcap, tiles, window
 from kqv.conformance import check, replay
 
 BROKEN = [(kind, name, getattr(module, name))
           for module, kind in ((sdpa, "sdpa"), (gqa, "sdpa"), (tiles, "sdpa"), (window, "sdpa"), (softcap, "sdpa"),
                                (alibi, "sdpa"),
-                               (kv_lengths, "sdpa"), (lse, "sdpa"),
+                               (kv_lengths, "sdpa"), (sinks, "sdpa"), (lse, "sdpa"),
                                (mha, "mha"),
                                (pe, "pe"))
           for name in sorted(vars(module)) if hasattr(getattr(module, name), "breaks")]

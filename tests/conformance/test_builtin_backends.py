@@ -70,10 +70,10 @@ def test_numpy_sdpa_passes_the_ci_profile() -> None:
 
 def _reference(**options):
     def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, window=None, softcap=None,
-             alibi_slopes=None, kv_lengths=None, return_lse=False):
+             alibi_slopes=None, kv_lengths=None, sinks=None, return_lse=False):
         result = scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale, window=window,
                                               softcap=softcap, alibi_slopes=alibi_slopes, kv_lengths=kv_lengths,
-                                              return_lse=return_lse, **options)
+                                              sinks=sinks, return_lse=return_lse, **options)
         return (result[0].astype(query.dtype), result[1]) if return_lse else result.astype(query.dtype)
     return sdpa
 
@@ -82,7 +82,7 @@ def _reference(**options):
 def test_a_bottom_right_backend_passes_under_its_declared_alignment(seed: int) -> None:
     backend = Backend("bottom-right", _reference(causal_alignment="bottom-right"),
                       Declaration(causal_alignment="bottom-right", masked_rows="zeros", window=True,
-                                  softcap=True, alibi=True, kv_lengths=True, lse=True))
+                                  softcap=True, alibi=True, kv_lengths=True, sinks=True, lse=True))
     _, failed, skipped = _outcome(check(backend, profile="quick", seed=seed))
     assert not failed, failed
     assert skipped == {"mask.causal.top-left"} | set(VARIANTS["gqa"].clauses)  # the variant is not declared

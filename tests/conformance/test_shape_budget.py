@@ -24,12 +24,13 @@ SEEN: dict[str, set] = defaultdict(set)
 
 
 def recording(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False,
-              window=None, softcap=None, alibi_slopes=None, kv_lengths=None, return_lse=False):
+              window=None, softcap=None, alibi_slopes=None, kv_lengths=None, sinks=None, return_lse=False):
     """The reference, noting the sizes of each call: (batch, L, S, E, Ev) per dtype."""
     SEEN[query.dtype.name].add((query.shape[:-2], query.shape[-2], key.shape[-2], query.shape[-1], value.shape[-1]))
     result = scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale,
                                           enable_gqa=enable_gqa, window=window, softcap=softcap,
-                                          alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, return_lse=return_lse)
+                                          alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks,
+                                          return_lse=return_lse)
     return (result[0].astype(query.dtype), result[1]) if return_lse else result.astype(query.dtype)
 
 
@@ -37,21 +38,21 @@ def recording(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
 def test_a_budgeted_run_calls_the_backend_on_at_most_n_sizes_per_dtype_and_checks_every_clause(budget: int) -> None:
     SEEN.clear()
     report = check(recording, "sdpa", profile="quick", seed=budget, dtypes=("float32", "float16"), gqa=True,
-                   window=True, softcap=True, alibi=True, kv_lengths=True, lse=True, shapes=budget, isolation=False,
-                   masked_rows="zeros")
+                   window=True, softcap=True, alibi=True, kv_lengths=True, sinks=True, lse=True, shapes=budget,
+                   isolation=False, masked_rows="zeros")
     target = report.targets[0]
     assert report.conformant, [c.message for c in target.clauses if c.status == "failed"]
     assert set(SEEN) == {"float32", "float16"}
     for dtype, sizes in SEEN.items():
-        entries = pool(Declaration(gqa=True, window=True, softcap=True, alibi=True, kv_lengths=True, lse=True,
-                                   shapes=budget),
+        entries = pool(Declaration(gqa=True, window=True, softcap=True, alibi=True, kv_lengths=True, sinks=True,
+                                   lse=True, shapes=budget),
                        dtype,
                        PROFILES["quick"].budgeted(budget, budget))
         drawn = {(s.batch, s.L, s.S, s.E, s.Ev) for s in entries}
         assert len(drawn) <= budget
         assert sizes <= drawn, (dtype, sizes - drawn)
     skipped = {c.clause for c in target.clauses if c.status == "skipped"}
-    declared = Declaration(gqa=True, window=True, softcap=True, alibi=True, kv_lengths=True, lse=True)
+    declared = Declaration(gqa=True, window=True, softcap=True, alibi=True, kv_lengths=True, sinks=True, lse=True)
     unbudgeted = {c.clause for c in checks_for("sdpa") if c.skip_reason(declared)}
     assert unbudgeted == {"mask.causal.bottom-right"}
     assert skipped == unbudgeted | {"cache.decode"}  # the budget leaves every check but decoding its shapes
@@ -61,7 +62,7 @@ DECLARATIONS = [Declaration(shapes=4), Declaration(shapes=5, batch_dims=(0,), gq
                 Declaration(shapes=4, batch_dims=(1,), gqa=True, cross_lengths=False, value_width=False),
                 Declaration(shapes=8, batch_dims=(2,), gqa=True, window=True, causal_alignment="bottom-right",
                             alibi=True),
-                Declaration(shapes=12, gqa=True, window=True, alibi=True)]
+                Declaration(shapes=12, gqa=True, window=True, alibi=True, sinks=True)]
 
 
 @pytest.mark.parametrize("declaration", DECLARATIONS, ids=lambda d: f"shapes{d.shapes}-dims{d.batch_dims}")

@@ -101,3 +101,17 @@ def test_fully_masked_rows_follow_the_convention_asked() -> None:
     assert np.allclose(uniform.expected[1], value.mean(axis=0), rtol=0, atol=1e-15)
     assert (uniform.bound[1] > 0).all() and (uniform.bound[1] < 1e-5).all()
     assert zeros.empty.tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+def test_a_row_whose_weights_all_underflow_under_a_sink_gets_a_finite_bound(dtype: str) -> None:
+    # The sink (0) sits far above the only score (about -1e5): every weight underflows, the output is 0, and the
+    # exponent error of the row overflows expm1; the bound must stay finite (it was inf * 0 = NaN).
+    query, key = np.full((2, 1, 1), 300.0), np.full((2, 1, 1), -300.0)  # (H, L, E), (H, S, E): score -9e4
+    value = np.array([[[-0.5]], [[0.25]]])  # (H, S, Ev)
+    inputs = SdpaCase(dtype=dtype).build().replace(query=round_to(query, dtype), key=round_to(key, dtype),
+                                                   value=round_to(value, dtype), variants=(("sinks", (0.0, 0.0)),))
+    judged = sdpa_expectation(inputs, Precision.of(dtype))
+    assert np.isfinite(judged.bound).all(), judged.bound
+    assert mismatch(np.zeros((2, 1, 1)), judged.expected, judged.bound) is None
+    assert mismatch(np.full((2, 1, 1), 0.1), judged.expected, judged.bound) is not None

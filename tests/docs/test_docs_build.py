@@ -205,3 +205,68 @@ def test_conformance_matrix_page_renders_the_report(site: Path) -> None:
     for name, version in report["versions"].items():
         assert version in page, name
     assert "conventions" in page.lower()
+
+
+class _Text(HTMLParser):
+    """The text of a page in order, and where each h2 heading and the report picture start in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.headings: dict[str, int] = {}
+        self.picture = -1
+        self._heading: list[str] | None = None  # the text of the h2 being read
+        self._start = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "svg" and ("class", "kqv-terminal") in attrs and self.picture < 0:
+            self.picture = len(self.parts)
+        if tag == "h2":
+            self._heading, self._start = [], len(self.parts)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "h2" and self._heading is not None:
+            self.headings["".join(self._heading).strip().rstrip("¶").strip()] = self._start
+            self._heading = None
+
+    def handle_data(self, data: str) -> None:
+        if self._heading is not None:
+            self._heading.append(data)
+        self.parts.append(data)
+
+
+def test_front_page_opens_with_the_quickstart_and_a_real_report(site: Path) -> None:
+    page = _Text()
+    page.feed((site / "index.html").read_text(encoding="utf-8"))
+    text = "".join(page.parts)
+    quickstart = text.index("kqv check my_attention.py:attention --kind sdpa")
+    assert text.index("pip install -e .") < quickstart < text.index("kqv check docs/examples/tiled_attention.py")
+    assert 0 <= page.picture < page.headings["What is checked"], page.headings
+    picture = "".join(page.parts[page.picture:page.headings["What is checked"]]).replace("\xa0", " ")
+    for seen in ("sdpa: clauses by backend", "FAIL", "FAILED docs/examples/tiled_attention.py:attention",
+                 "attention.tile-boundaries", "counterexample (shrunk):", "S=65", "reproduce:", "--replay"):
+        assert seen in picture, seen
+    assert list(page.headings) == ["What is checked", "Why not allclose on a few random inputs",
+                                   "The built-in backends", "Where to go next"]
+    report = json.loads(MATRIX.read_text(encoding="utf-8"))
+    backends = text[page.headings["The built-in backends"]:]
+    for target in report["targets"]:
+        assert target["target"] in backends
+    for link in ("tutorial.html", "conformance.html", "contributing.html", "cli.html", "windows.html"):
+        assert f'href="{link}' in (site / "index.html").read_text(encoding="utf-8"), link
+    assert "Building this site" in (site / "contributing.html").read_text(encoding="utf-8")
+
+
+def test_a_live_report_with_another_verdict_fails_the_build(tmp_path: Path) -> None:
+    source = _tiny_project(tmp_path, (
+        "# Tiny\n\n"
+        "```{kqv-live-report} docs/examples/tiled_attention.py:attention\n"
+        ":clauses: attention.tile-boundaries\n:expect: conformant\n```\n"
+    ))
+    conf = source / "conf.py"
+    conf.write_text(conf.read_text(encoding="utf-8").replace("'kqv_clauses']", "'kqv_clauses', 'kqv_live_report']"),
+                    encoding="utf-8")
+    (tmp_path / "docs").symlink_to(DOCS)  # the target is named from the repository root: the project's parent
+    done = _sphinx(source, tmp_path / "out")
+    assert done.returncode != 0, _output(done)
+    assert "was not-conformant, the page expects conformant" in done.stdout + done.stderr, _output(done)

@@ -51,7 +51,7 @@ def test_dense_blocked_and_oracle_lse_agree(case: Case) -> None:
 @given(case=attention_cases(keep_one=True, large_logits=False))
 def test_the_lse_rebuilds_the_weights(case: Case) -> None:
     _, lse = scaled_dot_product_attention(case.query, case.key, case.value, **case.kwargs(), return_lse=True)
-    weights = attention_weights(case.query, case.key, **case.kwargs())
+    weights = attention_weights(case.broadcast_query(), case.key, **case.kwargs())  # the value's batch dims too
     scale = 1 / np.sqrt(case.query.shape[-1]) if case.scale is None else case.scale
     x = scale * case.query @ np.swapaxes(case.key, -1, -2)  # (..., L, S)
     if case.attn_mask is not None and case.attn_mask.dtype != np.bool_:
@@ -89,3 +89,20 @@ def test_a_return_lse_that_is_not_a_bool_is_refused(method: str) -> None:
         scaled_dot_product_attention(np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 2)), return_lse=1, method=method)
     with pytest.raises(TypeError, match="return_lse"):
         oracle_sdpa(np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 2)), return_lse="yes")
+
+
+@pytest.mark.parametrize("method", ["dense", "blocked", "oracle"])
+def test_a_sink_is_a_term_of_the_lse_and_the_lse_of_a_row_without_keys(method: str) -> None:
+    query = np.array([[[1.0], [2.0]], [[0.5], [-1.0]]])  # (H, L, E) = (2, 2, 1)
+    key = np.array([[[0.0], [1.0], [2.0]]] * 2)  # (H, S, E)
+    keep = np.array([[True, True, False], [False, False, False]])  # (L, S): row 1 keeps no key
+    sinks = np.array([0.25, -3.0])  # (H,)
+    if method == "oracle":
+        _, lse = oracle_sdpa(query, key, np.ones((2, 3, 2)), attn_mask=keep, scale=1.0, sinks=sinks, return_lse=True)
+    else:
+        _, lse = scaled_dot_product_attention(query, key, np.ones((2, 3, 2)), attn_mask=keep, scale=1.0, sinks=sinks,
+                                              return_lse=True, method=method)
+    for h in range(2):
+        kept = np.exp(query[h, 0, 0] * key[h, :2, 0])  # the two keys row 0 keeps
+        assert lse[h, 0] == pytest.approx(np.log(np.exp(sinks[h]) + kept.sum()), rel=1e-14)  # lse.definition
+        assert lse[h, 1] == pytest.approx(sinks[h], rel=1e-15)  # no key: the sink's term alone, not -inf

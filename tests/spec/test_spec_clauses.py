@@ -11,20 +11,7 @@ import sympy
 import kqv.spec as spec
 from kqv.spec import CLAUSES, SECTIONS, Clause, clause
 
-REQUIRED_IDS = [
-    "projection.query",
-    "projection.key",
-    "projection.value",
-    "scores.dot-product",
-    "scores.scale.default",
-    "scores.scale.explicit",
-    "scores.scale.variance",
-    "mask.bool",
-    "mask.additive",
-    "gqa.head-mapping",
-    "gqa.multi-query",
-    "gqa.repeat-interleave",
-    "gqa.group-structure",
+VARIANT_IDS = [  # the clauses of the sdpa variants and the KV cache, each with a checked derivation
     "window.index-rule",
     "window.causal",
     "window.no-window",
@@ -44,10 +31,32 @@ REQUIRED_IDS = [
     "lengths.padding",
     "lengths.empty-row",
     "cache.decode",
+    "sinks.formula",
+    "sinks.mass",
+    "sinks.empty-row",
+    "sinks.limit",
+    "sinks.head-order",
     "lse.definition",
     "lse.weights",
     "lse.empty-row",
     "lse.combine",
+]
+
+REQUIRED_IDS = [
+    "projection.query",
+    "projection.key",
+    "projection.value",
+    "scores.dot-product",
+    "scores.scale.default",
+    "scores.scale.explicit",
+    "scores.scale.variance",
+    "mask.bool",
+    "mask.additive",
+    "gqa.head-mapping",
+    "gqa.multi-query",
+    "gqa.repeat-interleave",
+    "gqa.group-structure",
+    *VARIANT_IDS,
     "mask.causal.top-left",
     "mask.causal.bottom-right",
     "mask.fully-masked-row",
@@ -92,29 +101,7 @@ REQUIRED_IDS = [
 ]
 
 REQUIRED_DERIVATIONS = [
-    "window.index-rule",
-    "window.causal",
-    "window.no-window",
-    "window.outside-keys",
-    "softcap.formula",
-    "softcap.bounded",
-    "softcap.small-scores",
-    "softcap.order",
-    "alibi.formula",
-    "alibi.slopes",
-    "alibi.float-mask",
-    "alibi.per-row-form",
-    "alibi.head-order",
-    "lengths.index-rule",
-    "lengths.offset",
-    "lengths.full",
-    "lengths.padding",
-    "lengths.empty-row",
-    "cache.decode",
-    "lse.definition",
-    "lse.weights",
-    "lse.empty-row",
-    "lse.combine",
+    *VARIANT_IDS,
     "scores.scale.variance",
     "mask.causal.independence",
     "softmax.rows-sum-to-one",
@@ -189,7 +176,7 @@ def test_ids_are_unique_and_follow_the_pattern() -> None:
 def test_sections_are_ordered_and_clauses_read_section_by_section() -> None:
     keys = [key for key, _ in SECTIONS]
     assert keys == ["projections", "scores", "masking", "softmax", "output", "attention", "heads", "windows",
-                    "softcap", "alibi", "lengths", "lse", "multihead", "positional", "gradients"]
+                    "softcap", "alibi", "lengths", "sinks", "lse", "multihead", "positional", "gradients"]
     assert all(title for _, title in SECTIONS)
     order = [keys.index(item.section) for item in ALL]
     assert order == sorted(order), "CLAUSES is not in reading order"
@@ -200,7 +187,7 @@ def test_required_ids_sit_in_their_sections() -> None:
     prefix_to_section = {
         "projection": "projections", "scores": "scores", "mask": "masking", "softmax": "softmax",
         "output": "output", "attention": "attention", "impl": "attention", "gqa": "heads", "window": "windows",
-        "softcap": "softcap", "alibi": "alibi", "lengths": "lengths", "cache": "lengths", "lse": "lse",
+        "softcap": "softcap", "alibi": "alibi", "lengths": "lengths", "cache": "lengths", "sinks": "sinks", "lse": "lse",
         "mha": "multihead",
         "pe": "positional", "gradient": "gradients",
     }

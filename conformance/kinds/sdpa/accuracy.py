@@ -102,7 +102,7 @@ def tile_boundaries(backend, case, context):
     judge(backend, case)
 
 
-def _rows_can_empty(declaration) -> str | None:
+def rows_can_empty(declaration) -> str | None:
     if declaration.bool_mask or declaration.float_mask:
         return None
     if declaration.causal and declaration.alignment == "bottom-right" and declaration.cross_lengths:
@@ -111,8 +111,9 @@ def _rows_can_empty(declaration) -> str | None:
 
 
 @check("mask.fully-masked-row", "sdpa",
-       cases(masks=("bool", "float"), causal=(False, True), empty_rows=True, values=("normal", "large-values")),
-       requires=(_rows_can_empty,), finish=masked_rows.finish)
+       cases(masks=("bool", "float"), causal=(False, True), empty_rows=True, values=("normal", "large-values"),
+             whole_rows=True),
+       requires=(rows_can_empty,), finish=masked_rows.finish)
 def fully_masked_row(backend, case, context):
     """Rows that keep no key follow the declared convention (zeros, nan or uniform); the others are accurate."""
     inputs = case.build()

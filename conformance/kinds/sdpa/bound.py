@@ -37,7 +37,8 @@ def _masked_rows_output(value: np.ndarray, empty: np.ndarray, masked_rows: str,
 
 
 def sdpa_bound(query: np.ndarray, key: np.ndarray, value: np.ndarray, weights: np.ndarray, keep: np.ndarray,
-               additive: np.ndarray, scale: float, precision: Precision, softcap: float | None = None) -> np.ndarray:
+               additive: np.ndarray, scale: float, precision: Precision, softcap: float | None = None,
+               sink: np.ndarray | None = None) -> np.ndarray:
     """``B_ic`` of the module docstring, ``(..., L, Ev)``, from float64 arrays.
 
     ``weights`` are the reference weights ``P (..., L, S)``, ``keep`` the kept keys and ``additive``
@@ -47,25 +48,34 @@ def sdpa_bound(query: np.ndarray, key: np.ndarray, value: np.ndarray, weights: n
     the scores stage of :mod:`kqv.reference.stages`. With a cap ``c`` (clause ``softcap.formula``) the
     score is ``c tanh(y / c)``: its slope is at most 1, so the error of ``y`` passes through no larger,
     and computing it (``y / c``, ``tanh``, the product by ``c``) in the storage precision adds ``3 u_s |x|``.
+    With a sink per row (``sink``, broadcastable to ``(..., L, 1)``, clause ``sinks.formula``) the row max
+    ``m_i`` is over the kept scores and the sink, and the denominator has one more term
+    ``exp(sink_h - m_i)``: it has no numerator, and as the largest term of the denominator is exactly 1,
+    rounding its exponent moves the denominator by at most ``3 u_s t e^(-t) <= 2 u_s`` relatively
+    (``t = m_i - sink_h``); with one more term and one more online rescaling it adds ``2 u_s + 4 u_a``.
     """
     S = key.shape[-2]
-    exponent = exponent_error(query, key, keep, additive, scale, precision, softcap)  # (..., L)
-    extra = 4 * precision.storage + (4 * S + 4) * precision.accumulation
+    exponent = exponent_error(query, key, keep, additive, scale, precision, softcap, sink)  # (..., L)
+    terms = S if sink is None else S + 1  # the sink is one more term of the sum
+    extra = (4 if sink is None else 6) * precision.storage + (4 * terms + 4) * precision.accumulation
     mass = weights @ np.abs(value)  # (..., L, Ev): sum_j P_ij |V_jc|
     kept_total = keep.astype(np.float64) @ np.abs(value)  # (..., L, Ev): sum over kept j of |V_jc|
-    return np.expm1(2 * exponent + extra)[..., None] * mass + precision.storage * np.abs(weights @ value) \
-        + 2 * precision.underflow * (kept_total + S + 1)
+    with np.errstate(over="ignore"):
+        growth = np.expm1(2 * exponent + extra)[..., None]  # (..., L, 1): inf where the exponents may be off by > 709
+    # A row whose every weight underflows (a sink far above its scores) has mass 0: nothing to grow, not inf * 0.
+    spread = np.where(mass == 0, 0.0, growth * np.where(mass == 0, 1.0, mass))
+    return spread + precision.storage * np.abs(weights @ value) + 2 * precision.underflow * (kept_total + S + 1)
 
 
 def exponent_error(query: np.ndarray, key: np.ndarray, keep: np.ndarray, additive: np.ndarray, scale: float,
-                   precision: Precision, softcap: float | None = None) -> np.ndarray:
+                   precision: Precision, softcap: float | None = None, sink: np.ndarray | None = None) -> np.ndarray:
     """``D_i``, ``(..., L)``: the most any exponent ``x_ij - m_i`` of row ``i`` a kernel feeds to ``exp`` is off by
-    (:func:`~kqv.conformance.tolerance.row_exponent_error`), the cap's own rounding included; arguments as
-    :func:`sdpa_bound` takes them."""
+    (:func:`~kqv.conformance.tolerance.row_exponent_error`), the cap's own rounding included, ``m_i`` over the
+    sink too; arguments as :func:`sdpa_bound` takes them."""
     x = soft_cap(scores(query, key, scale), softcap) + additive  # (..., L, S): c tanh(s Q K^T / c) + M
     A = scores(np.abs(query), np.abs(key), abs(scale))  # (..., L, S): |s| |Q| |K|^T
     extra = None if softcap is None else 3 * precision.storage * np.abs(x - additive)
-    return row_exponent_error(A, x, additive, keep, query.shape[-1], precision, extra)
+    return row_exponent_error(A, x, additive, keep, query.shape[-1], precision, extra, sink)
 
 
 def lse_bound(call: Prepared, lse: np.ndarray, precision: Precision, returned: str) -> np.ndarray:
@@ -79,14 +89,20 @@ def lse_bound(call: Prepared, lse: np.ndarray, precision: Precision, returned: s
     the accumulation, ``u_a (|lse_i| + log n_i)``; the result rounds to ``returned``, ``u_r |lse_i|``::
 
         B_i = D_i - log(1 - g) + u_a (|lse_i| + log n_i) + u_r |lse_i|
+
+    With a sink (clause ``sinks.formula``) the sum has one more term ``exp(sink_h - m_i)``, ``m_i`` over the sink
+    too, whose exponent rounds in the storage precision (``2 u_s`` more in ``g``, as in :func:`sdpa_bound`); a row
+    that keeps no key then has the finite lse ``sink_h``.
     """
     keep = call.kept()
-    S = call.S
-    exponent = exponent_error(call.query, call.key, keep, call.biases(), call.scale, precision, call.softcap)
+    sink = call.row_sinks()
+    terms = call.S if sink is None else call.S + 1  # the sink is one more term of the sum
+    exponent = exponent_error(call.query, call.key, keep, call.biases(), call.scale, precision, call.softcap, sink)
     u_a = precision.accumulation
-    g = np.expm1((3 * S + 4) * u_a) + 2 * (S + 1) * precision.underflow
+    g = np.expm1((3 * terms + 4) * u_a + (0 if sink is None else 2 * precision.storage)) \
+        + 2 * (terms + 1) * precision.underflow
     sum_error = -np.log1p(-g) if g < 1 else np.inf
-    kept = np.maximum(keep.sum(axis=-1), 1)  # (*batch, L): n_i
+    kept = np.maximum(keep.sum(axis=-1) + (sink is not None), 1)  # (*batch, L): n_i
     magnitude = np.where(np.isfinite(lse), np.abs(lse), 0.0)
     bound = exponent + sum_error + u_a * (magnitude + np.log(kept)) + UNIT_ROUNDOFF[returned] * magnitude
     return np.where(np.isfinite(lse), bound, 0.0)
@@ -96,15 +112,15 @@ def call_bound(call: Prepared, weights: np.ndarray, precision: Precision) -> np.
     """:func:`sdpa_bound` of a float64 :class:`~kqv.reference.prepare.Prepared` call, ``(*batch, L, Ev)``: the
     kept keys, the biases at them and the head mapping are those the reference's stages use."""
     return sdpa_bound(call.query, call.key, call.value, weights, call.kept(), call.biases(), call.scale, precision,
-                      call.softcap)
+                      call.softcap, call.row_sinks())
 
 
-def prepared(inputs: SdpaInputs, alignment: str = "top-left") -> Prepared:
+def prepared(inputs: SdpaInputs, alignment: str = "top-left", masked_rows: str = "zeros") -> Prepared:
     """The float64 :class:`~kqv.reference.prepare.Prepared` call of ``inputs`` (the rounded inputs, exactly)."""
     mask = None if inputs.attn_mask is None else (inputs.attn_mask if inputs.attn_mask.dtype == np.bool_
                                                   else as_float64(inputs.attn_mask))
     return prepare(*(as_float64(a) for a in (inputs.query, inputs.key, inputs.value)), mask, inputs.is_causal,
-                   inputs.scale, causal_alignment=alignment, **inputs.keywords)
+                   inputs.scale, causal_alignment=alignment, masked_rows=masked_rows, **inputs.keywords)
 
 
 def lse_expectation(inputs: SdpaInputs, precision: Precision, returned: str,
@@ -121,16 +137,17 @@ def sdpa_expectation(inputs: SdpaInputs, precision: Precision, alignment: str = 
     """Reference output and bound ``B_ic`` of one ``sdpa`` call (clause ``attention.accuracy``).
 
     Rows that keep no key follow ``masked_rows`` (clause ``mask.fully-masked-row``): exactly 0,
-    NaN, or the mean of the values within the error of an ``S``-term mean.
+    NaN, or the mean of the values within the error of an ``S``-term mean. With sinks they are
+    exactly 0 whatever ``masked_rows`` (clause ``sinks.empty-row``: the call's convention is zeros).
     """
-    call = prepared(inputs, alignment)
+    call = prepared(inputs, alignment, masked_rows)
     weights, _, expected = attend(call)  # (*batch, L, S), (*batch, L, Ev): zeros on empty rows
     bound = call_bound(call, weights, precision)
     keep = call.kept()
     empty = ~np.any(keep, axis=-1)  # (*batch, L)
     value = np.broadcast_to(call.value, call.batch + call.value.shape[-2:])  # (*batch, S, Ev), heads mapped
     if np.any(empty):
-        row_out, row_bound = _masked_rows_output(value, empty, masked_rows, precision)
+        row_out, row_bound = _masked_rows_output(value, empty, call.masked_rows, precision)
         expected = np.where(empty[..., None], row_out, expected)
         bound = np.where(empty[..., None], row_bound, bound)
     return Expectation(expected, bound, weights, empty, keep, value)

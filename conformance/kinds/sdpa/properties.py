@@ -69,7 +69,8 @@ def zero_weight(backend, case, context):
 
 @check("output.convex-hull", "sdpa", cases(values=VALUES, masks=MASKS, causal=(False, True)))
 def convex_hull(backend, case, context):
-    """Each output element lies between the smallest and largest value its row attends to."""
+    """Each output element lies between the smallest and largest value its row attends to (and 0, with a sink:
+    its weights sum to less than 1, clause sinks.mass)."""
     inputs = case.build()
     result = output(backend, inputs)
     judged = expectation(backend, inputs, case)
@@ -77,6 +78,8 @@ def convex_hull(backend, case, context):
     kept = judged.keep[..., None]  # (..., L, S, 1)
     low = np.min(np.where(kept, value[..., None, :, :], np.inf), axis=-2)  # (..., L, Ev)
     high = np.max(np.where(kept, value[..., None, :, :], -np.inf), axis=-2)
+    if case.variant("sinks") is not None:
+        low, high = np.minimum(low, 0.0), np.maximum(high, 0.0)
     with np.errstate(invalid="ignore"):
         outside = ~((result >= low - judged.bound) & (result <= high + judged.bound))
     if outside.any():
@@ -175,7 +178,8 @@ def causal_independence(backend, case, context):
           what=f"rows {rows.tolist()} after changing keys and values {cut}..{case.S - 1}")
 
 
-@check("softmax.rows-sum-to-one", "sdpa", cases(masks=MASKS, causal=(False, True), values=VALUES, scales=True))
+@check("softmax.rows-sum-to-one", "sdpa", cases(masks=MASKS, causal=(False, True), values=VALUES, scales=True,
+                                                whole_rows=True))
 def rows_sum_to_one(backend, case, context):
     """With every value 1 the output is 1: each row of weights sums to one."""
     first = case.build()
@@ -185,7 +189,7 @@ def rows_sum_to_one(backend, case, context):
                                                                      "the weights)")
 
 
-@check("softmax.shift-invariance", "sdpa", cases(masks=("none", "float"), values=VALUES),
+@check("softmax.shift-invariance", "sdpa", cases(masks=("none", "float"), values=VALUES, whole_rows=True),
        requires=(needs("float_mask", "float masks"),))
 def shift_invariance(backend, case, context):
     """Adding one constant to every score of a row (through the float mask) leaves the output unchanged."""

@@ -47,7 +47,7 @@ def sdpa_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, 
                empty_rows: bool = False, min_width: int = 1, min_batch_dims: int = 0, equal_lengths: bool = False,
                min_length: int = 1, variants: dict[str, dict[str, Any]] | None = None,
                other_variants: bool = True, every_tile: bool = False, min_first_batch: int = 1,
-               permuted: bool = False, unbiased: bool = False) -> SdpaCase:
+               permuted: bool = False, unbiased: bool = False, whole_rows: bool = False) -> SdpaCase:
     """An ``sdpa`` case within the declaration; every query row keeps a key unless ``empty_rows``.
 
     ``scales``: False (the default scale), True (sometimes an explicit one) or ``"always"``.
@@ -55,7 +55,9 @@ def sdpa_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, 
     declares them; the other declared variants are drawn now and then (off first, so that a failure
     shrinks to the case without them) unless ``other_variants`` is False; ``permuted``: the check
     permutes queries or keys, so the variants whose rule reads positions (a window) are left out; ``unbiased``:
-    the check's property holds for scores without biases, so the variants that add one (ALiBi) are left out.
+    the check's property holds for scores without biases, so the variants that add one (ALiBi) are left out;
+    ``whole_rows``: the check's property needs the weights of a row to sum to 1 (and a row without a key to follow
+    the fully-masked-row convention), so the variants under which they do not (sinks) are left out.
 
     At tile boundaries (``profile.tiles``, clause ``attention.tile-boundaries``) one of L, S, E and Ev
     sits on either side of a tile size and the mask meets the tiles; ``every_tile`` draws all four there.
@@ -107,7 +109,8 @@ def sdpa_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, 
         if name in forced:
             case = VARIANTS[name].draw(draw, case, declaration, profile, **forced[name])
         elif other_variants and not (permuted and VARIANTS[name].positional) \
-                and not (unbiased and VARIANTS[name].biased) and draw(st.booleans()):
+                and not (unbiased and VARIANTS[name].biased) and not (whole_rows and VARIANTS[name].partial_rows) \
+                and draw(st.booleans()):
             case = VARIANTS[name].draw(draw, case, declaration, profile)
     return case
 

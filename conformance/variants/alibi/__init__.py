@@ -26,13 +26,16 @@ MAGNITUDES = (1.0, 0.1, 10.0, 1e-3, 30.0)
 SIGNS = ("positive", "mixed", "negative")  # the paper's slopes are positive; the formula takes any real
 
 
-def _with_heads(draw_from, case, declaration, least_heads: int):
+def with_heads(draw_from, case, declaration, least_heads: int):
     """The case with a head axis of at least ``least_heads`` heads, where it can have one.
 
     A case without batch dims gets the fewest the backend accepts; one with too few heads gets a
-    multiple of them (so a key/value head count of grouped-query attention still divides them). Under
-    a budget of shapes the case keeps its batch dims: :func:`fits` chose them.
+    multiple of them (so a key/value head count of grouped-query attention still divides them), and
+    the per-head parameters of the variants it already uses repeat with them (new head ``h`` is old
+    head ``h mod H_q``). Under a budget of shapes the case keeps its batch dims: :func:`fits` chose them.
     """
+    from .. import variant
+
     batch = case.batch
     if not batch:
         counts = [n for n in declaration.batch_dims if n >= 1]
@@ -40,9 +43,12 @@ def _with_heads(draw_from, case, declaration, least_heads: int):
             return case
         batch = (1,) * (min(counts) - 1) + (draw_from(integers(least_heads, least_heads + 2)),)
     heads = batch[-1]
-    if heads < least_heads:
-        batch = batch[:-1] + (heads * -(-least_heads // heads),)
-    return dataclasses.replace(case, batch=batch)
+    if heads >= least_heads:
+        return dataclasses.replace(case, batch=batch)
+    batch = batch[:-1] + (heads * -(-least_heads // heads),)
+    order = np.arange(batch[-1]) % heads  # new head h repeats old head h mod H_q
+    variants = tuple((name, variant(name).heads(parameter, order)) for name, parameter in case.variants)
+    return dataclasses.replace(case, batch=batch, variants=variants)
 
 
 def _drawn_slopes(draw_from, shape: tuple[int, ...]) -> np.ndarray:
@@ -64,7 +70,7 @@ def draw(draw_from, case, declaration, profile, *, helper: bool | None = None, l
     case has at least. A case that cannot have a head axis comes back unchanged.
     """
     if not profile.shapes:
-        case = _with_heads(draw_from, case, declaration, least_heads)
+        case = with_heads(draw_from, case, declaration, least_heads)
     if not case.batch or case.batch[-1] < least_heads:
         return case
     heads = case.batch[-1]

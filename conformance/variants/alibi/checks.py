@@ -61,15 +61,21 @@ def per_row_form(backend, case, context):
     judge(backend, case)
 
 
-@check("alibi.head-order", "sdpa", cases(masks=MASKS, causal=(False, True), values=BOTH_SIDES,
-                                         variants={"alibi": {"least_heads": 3}}), requires=REQUIRES, variant="alibi")
-def head_order(backend, case, context):
-    """Rotating the heads of query, key, value, mask and slopes by one rotates the output's heads alike (3 heads or
-    more: reversed slopes, or slopes read from another head, do not follow)."""
+def heads_rotated(backend, case, what: str) -> None:
+    """Rotating the heads of query, key, value, mask and the variants' per-head parameters by one rotates the
+    output's heads alike; ``what`` names the parameters that move (their slopes)."""
     first = case.build()
     if "gqa" in dict(first.variants):
         first = without_grouping(first)  # (..., H_q, S, .): every head moves alone
     order = np.roll(np.arange(first.query.shape[-3]), 1)  # new head h is old head order[h]
     against(backend, case, first.heads_moved(order), first,
-            f"the output after moving the heads {order.tolist()} with their slopes (against the output with its "
+            f"the output after moving the heads {order.tolist()} with {what} (against the output with its "
             f"heads moved alike)", heads=order)
+
+
+@check("alibi.head-order", "sdpa", cases(masks=MASKS, causal=(False, True), values=BOTH_SIDES,
+                                         variants={"alibi": {"least_heads": 3}}), requires=REQUIRES, variant="alibi")
+def head_order(backend, case, context):
+    """Rotating the heads of query, key, value, mask and slopes by one rotates the output's heads alike (3 heads or
+    more: reversed slopes, or slopes read from another head, do not follow)."""
+    heads_rotated(backend, case, "their slopes")

@@ -13,7 +13,7 @@ import numpy as np
 from ...dtypes import LARGEST, round_to
 from ...kinds import masked_rows
 from ...kinds.sdpa.accuracy import fully_masked_row
-from ...kinds.sdpa.call import expectation, fresh, judge, output
+from ...kinds.sdpa.call import against, expectation, fresh, judge, output
 from ...kinds.sdpa.case import MASKS, VALUES
 from ...kinds.sdpa.strategy import cases
 from ...registry import agree, check, needs, needs_variant
@@ -48,11 +48,8 @@ def offset(backend, case, context):
 def full(backend, case, context):
     """Lengths of S give the output of the call without kv_lengths."""
     with_lengths = case.build()
-    plain = with_lengths.replace(variants=tuple((n, p) for n, p in with_lengths.variants if n != "kv_lengths"))
-    out1, e1 = output(backend, with_lengths), expectation(backend, with_lengths, case)
-    out2, e2 = output(backend, plain), expectation(backend, plain, case)
-    agree(out1, out2, e1.bound + e2.bound + np.abs(e1.expected - e2.expected),
-          what=f"the output with kv_lengths={list(case.variant('kv_lengths'))} = S (against the output without)")
+    against(backend, case, with_lengths, with_lengths.without("kv_lengths"),
+            what=f"the output with kv_lengths={list(case.variant('kv_lengths'))} = S (against the output without)")
 
 
 @check("lengths.padding", "sdpa", cases(masks=("none", "bool"), causal=(False, True), min_length=2,
@@ -82,7 +79,8 @@ def padding(backend, case, context):
 
 
 @check("lengths.empty-row", "sdpa", cases(masks=("none", "bool"), causal=(False, True),
-                                             values=("normal", "large-values"), variants={"kv_lengths": {"empty": True}}),
+                                             values=("normal", "large-values"), variants={"kv_lengths": {"empty": True}},
+                                             whole_rows=True),
        requires=REQUIRES, variant="kv_lengths", finish=masked_rows.finish)
 def empty_row(backend, case, context):
     """The rows of an entry of length 0 follow the backend's fully-masked-row convention; the others are accurate."""

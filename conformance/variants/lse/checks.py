@@ -98,12 +98,15 @@ def weights(backend, case, context):
 @check("lse.empty-row", "sdpa", cases(masks=("bool", "float"), causal=(False, True), empty_rows=True, variants=ASKED),
        requires=REQUIRES + (needs_some_mask,), variant="lse")
 def empty_row(backend, case, context):
-    """A row whose every key is masked has lse -inf (the log of the empty sum), whatever its output's convention."""
+    """A row whose every key is masked has lse -inf (the log of the empty sum), whatever its output's convention;
+    with a sink, the sink (the log of its term alone)."""
     _, lse, expected, bound = lse_of(backend, case, case.build())
     judge_lse(lse, expected, bound)
 
 
-@check("lse.combine", "sdpa", cases(values=("normal", "large", "far-apart"), min_length=2, variants=ASKED),
+# whole_rows: with a sink each block's call would count it once, so their merge would count it twice.
+@check("lse.combine", "sdpa", cases(values=("normal", "large", "far-apart"), min_length=2, variants=ASKED,
+                                    whole_rows=True),
        requires=REQUIRES + (needs("bool_mask", "bool attn_mask"),), variant="lse")
 def combine(backend, case, context):
     """The call on keys 0..h-1 and the call on keys h..S-1 (bool masks), merged as split-KV kernels merge them, give

@@ -45,6 +45,16 @@ def with_bias(attn_mask, bias):
     return attn_mask.astype(np.float64) + bias
 
 
+def with_keep(attn_mask, kept):
+    """``attn_mask`` with the bool keep-mask ``kept`` folded in: ``kept`` alone without a mask, and-ed with a bool mask,
+    ``-inf`` where ``kept`` drops a key of a float mask (in its dtype)."""
+    if attn_mask is None:
+        return kept
+    if attn_mask.dtype == np.bool_:
+        return attn_mask & kept
+    return np.where(kept, attn_mask.astype(np.float64), -np.inf).astype(attn_mask.dtype)
+
+
 def stable_softmax(scores, axis=-1):
     top = np.max(scores, axis=axis, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)

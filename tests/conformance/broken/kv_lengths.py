@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import attention, breaks, causal_keep
+from ._base import attention, breaks, causal_keep, with_keep
 
 
 def _lengths_keep(L, S, lengths, is_causal, *, rule, offset):
@@ -26,13 +26,7 @@ def _with_lengths(query, key, value, attn_mask, is_causal, scale, enable_gqa, kv
         return attention(query, key, value, attn_mask, 0.0, is_causal, scale, enable_gqa)
     L, S = query.shape[-2], key.shape[-2]
     kept = _lengths_keep(L, S, np.asarray(kv_lengths), is_causal, rule=rule, offset=offset)
-    if attn_mask is None:
-        attn_mask = kept
-    elif attn_mask.dtype == np.bool_:
-        attn_mask = attn_mask & kept
-    else:
-        attn_mask = np.where(kept, attn_mask.astype(np.float64), -np.inf).astype(attn_mask.dtype)
-    return attention(query, key, value, attn_mask, 0.0, False, scale, enable_gqa)
+    return attention(query, key, value, with_keep(attn_mask, kept), 0.0, False, scale, enable_gqa)
 
 
 @breaks("lengths.index-rule", kv_lengths=True)

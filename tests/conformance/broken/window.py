@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import attention, breaks
+from ._base import attention, breaks, with_keep
 
 
 def _keep(L, S, o, left, right):
@@ -26,13 +26,7 @@ def _windowed(query, key, value, attn_mask, is_causal, scale, enable_gqa, window
     """Attention with the window's keep-mask from ``rule(L, S, left, right)`` folded into ``attn_mask``."""
     if window is not None:
         L, S = query.shape[-2], key.shape[-2]
-        kept = rule(L, S, *window)
-        if attn_mask is None:
-            attn_mask = kept
-        elif attn_mask.dtype == np.bool_:
-            attn_mask = attn_mask & kept
-        else:
-            attn_mask = np.where(kept, attn_mask.astype(np.float64), -np.inf).astype(attn_mask.dtype)
+        attn_mask = with_keep(attn_mask, rule(L, S, *window))
     return attention(query, key, value, attn_mask, 0.0, is_causal, scale, enable_gqa, causal_offset=causal_offset)
 
 

@@ -29,7 +29,7 @@ def test_without_the_declaration_nothing_is_drawn_and_the_clauses_are_skipped(na
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("name", ["gqa", "alibi"])
+@pytest.mark.parametrize("name", ["gqa", "alibi", "sinks"])
 def test_the_reference_passes_every_clause_of_the_variant(name: str, seed: int) -> None:
     clauses = VARIANTS[name].clauses
     report = check("numpy", "sdpa", profile="quick", seed=seed, clauses=list(clauses))
