@@ -42,12 +42,25 @@ def keeps(lengths: tuple[int, ...], case) -> np.ndarray:
     return kept
 
 
-def draw(draw_from, case, declaration, profile, *, full: bool = False, empty: bool = False):
+def departs(case, declaration) -> bool:
+    """Whether the backend declares a departure from clause ``lengths.offset`` at the case's dtype."""
+    return declaration.expected_failure("lengths.offset", case.dtype) is not None
+
+
+def draw(draw_from, case, declaration, profile, *, full: bool = False, empty: bool = False, any_offset: bool = False):
     """A length per entry of the batch axis before the heads, from :func:`least_length` to ``S`` (both ends drawn
     first); ``full``: every length ``S`` (clause ``lengths.full``); ``empty``: some entry of length 0 (clause
     ``lengths.empty-row``). A case with fewer than two batch dims gets them when the backend takes them and no
     budget of shapes holds its sizes. Bottom-right with a window every length is ``S``: the window was drawn for the
-    offset ``S - L``, and shorter lengths would move it."""
+    offset ``S - L``, and shorter lengths would move it.
+
+    A backend that declares a departure from ``lengths.offset`` at the case's dtype has it judged there
+    (``any_offset``, the check of the offset, draws any length) and in ``lengths.full``; the other checks, under the
+    causal rule or a window, keep to the lengths the offset cannot move: ``n_b = L``, where ``n_b - L`` is 0 as
+    top-left (and ``0`` for an empty entry; with ``L > S`` no length but 0), so that a backend whose lengths carry
+    their own alignment (ONNX: ``nonpad_kv_seqlen`` aligns bottom-right, its ``is_causal`` alone top-left) departs
+    on the clauses of the offset only, as the caps the other checks draw keep a float32 cap (ONNX) on the clauses of
+    the cap."""
     batch = case.batch
     full = full or (case.alignment == "bottom-right" and case.variant("window") is not None)
     if len(batch) < 2:
@@ -57,11 +70,18 @@ def draw(draw_from, case, declaration, profile, *, full: bool = False, empty: bo
         heads = batch[-1:] or (1,)
         batch = (1,) * (min(counts) - 2) + (draw_from(integers(*ENTRIES)),) + heads
         case = dataclasses.replace(case, batch=batch)
-    least = 0 if empty else least_length(case)
+    still = not (full or any_offset) and (case.is_causal or case.variant("window") is not None) \
+        and departs(case, declaration)
+    least = 0 if empty else case.L if still else least_length(case)
     if least > case.S and not full:
         return case
     length = st.one_of(choice((least, case.S)), integers(least, case.S))
-    lengths = [case.S] * batch[-2] if full else [draw_from(length) for _ in range(batch[-2])]
+    if full:
+        lengths = [case.S] * batch[-2]
+    elif still:
+        lengths = [case.L if case.L <= case.S else 0] * batch[-2]
+    else:
+        lengths = [draw_from(length) for _ in range(batch[-2])]
     if empty:
         lengths[draw_from(integers(0, batch[-2] - 1))] = 0
     return dataclasses.replace(case, variants=case.variants + (("kv_lengths", tuple(int(n) for n in lengths)),))

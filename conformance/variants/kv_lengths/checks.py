@@ -35,7 +35,7 @@ def index_rule(backend, case, context):
 
 
 @check("lengths.offset", "sdpa", cases(masks=("none", "bool"), causal=(True,), min_length=2,
-                                          variants={"kv_lengths": {}}),
+                                          variants={"kv_lengths": {"any_offset": True}}),
        requires=REQUIRES + (needs("causal", "is_causal"),), variant="kv_lengths")
 def offset(backend, case, context):
     """Under is_causal each entry is aligned by its own length (bottom-right: offset n_b - L)."""
