@@ -42,7 +42,7 @@ def mismatch(actual: np.ndarray, expected: np.ndarray, bound: np.ndarray, what: 
     actual = np.asarray(actual, dtype=np.float64)
     expected, bound = (np.broadcast_to(np.asarray(a, dtype=np.float64), actual.shape) for a in (expected, bound))
     want_nan = np.isnan(expected)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # relative error: 0 where expected is 0
         error = np.abs(actual - expected)
         bad_number = ~want_nan & ~np.isfinite(actual)
         bad = np.where(want_nan, ~np.isnan(actual), bad_number | (error > bound))
