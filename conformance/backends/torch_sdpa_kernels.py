@@ -13,7 +13,11 @@ op it runs, ``torch.ops.aten._scaled_dot_product_flash_attention_for_cpu``, whic
 logsumexp)``: the natural-log lse in the layout ``(B, H, L)``, float32 for float16 and bfloat16
 inputs and the inputs' dtype otherwise; it takes grouped heads as they come and only float masks
 (a bool mask goes in as 0 / ``-inf``), and gives a row with no kept key the lse 0 (a known
-departure from ``lse.empty-row``; its output row is 0). The CUDA declarations follow torch's documented constraints
+departure from ``lse.empty-row``; its output row is 0). The backend does not declare ``lse`` yet (``--lse``
+checks it): at ``ci`` seed 0 two findings wait to be understood. For float16 and bfloat16 inputs its lse is low by
+about 5e-5 once a row keeps two keys or more (torch 2.13: ``log 16`` comes back 2.7725353 for 2.7725887 with every
+score 0; exact with one key and at float32), 10 to 20 times the lse's bound; and in ``lse.weights`` at float32 a
+weight of 1.25e-38, just above the smallest normal, came back 0. The CUDA declarations follow torch's documented constraints
 and were not measured here (no GPU): flash declares ``enable_gqa`` (its dispatcher admits grouped
 heads); the efficient and cuDNN kernels do not, which skips the ``gqa.*`` clauses rather than risk
 false alarms on a kernel nobody here could run.
@@ -64,7 +68,7 @@ COMMON = dict(mask_with_causal=False, masked_rows="zeros", causal_alignment="top
 DECLARATIONS = {
     ("cpu", "MATH"): Declaration(kind="sdpa", dtypes=DTYPES, gqa=True, **COMMON),
     ("cpu", "FLASH_ATTENTION"): Declaration(kind="sdpa", dtypes=DTYPES, batch_dims=(2,), value_width=False, gqa=True,
-                                            lse=True, expected_failures=(STRIDES, EMPTY_LSE), **COMMON),
+                                            expected_failures=(STRIDES, EMPTY_LSE), **COMMON),
     ("cuda", "FLASH_ATTENTION"): Declaration(kind="sdpa", dtypes=("float16", "bfloat16"), device="cuda", batch_dims=(2,),
                                              value_width=False, bool_mask=False, float_mask=False, gqa=True,
                                              expected_failures=(STRIDES,), **COMMON),

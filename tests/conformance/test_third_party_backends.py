@@ -273,3 +273,19 @@ def test_jax_keeps_its_compiled_programs_for_the_next_run(tmp_path) -> None:
     assert all(run.returncode == 0 for run in runs), runs[-1].stderr[-2000:]
     assert any((tmp_path / "jax").iterdir())
     assert [int(run.stdout.split()[-1]) for run in runs] == [0, 1]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_torch_cpu_flash_half_precision_lse_is_low_by_about_5e_5(dtype: str) -> None:
+    torch = pytest.importorskip("torch")
+    flash = builtin("torch-sdpa-cpu-flash")["sdpa"]
+    kind = getattr(torch, dtype)
+    query, key, value = torch.zeros(1, 1, 1, 8, dtype=kind), torch.zeros(1, 1, 16, 8, dtype=kind), torch.ones(1, 1, 16, 8,
+                                                                                                          dtype=kind)
+    _, lse = flash.fn(query, key, value, return_lse=True)
+    error = float(lse.flatten()[0]) - np.log(16.0)  # every score 0: the lse is log 16 exactly
+    if dtype == "float32":
+        assert abs(error) < 1e-6
+        return
+    # Measured with torch 2.13: -5.3e-5, one reason the backend does not declare lse yet (its module docstring).
+    assert -1e-4 < error < -1e-5, error
