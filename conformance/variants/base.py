@@ -20,7 +20,7 @@ class Variant:
     ``draw(draw, case, declaration, profile, **options)`` returns the sdpa case made to use the
     variant (its parameter recorded in ``case.variants``), or the case unchanged when the
     declaration leaves no room for it; ``build(parameter, arrays)`` changes the case's arrays
-    (``query``, ``key``, ``value``); ``keywords(parameter)`` gives the keywords it adds to the call
+    (``query``, ``key``, ``value``; unchanged by default); ``keywords(parameter)`` gives the keywords it adds to the call
     and to :func:`kqv.reference.scaled_dot_product_attention`; ``shapes(parameter, shapes)`` the
     shapes of the arguments as the contract's shape rule sees them (by name; identity by default);
     ``fits(batch, **options)`` whether a case of those batch dims can use it without changing them
@@ -41,9 +41,9 @@ class Variant:
     help: str
     clauses: tuple[str, ...]
     draw: Callable[..., Any]
-    build: Callable[[Any, dict[str, Any]], dict[str, Any]]
     keywords: Callable[[Any], dict[str, Any]]
     checks: str  # the module that registers its checks
+    build: Callable[[Any, dict[str, Any]], dict[str, Any]] = lambda parameter, arrays: arrays  # arrays as drawn
     shapes: Callable[[Any, dict[str, tuple[int, ...]]], dict[str, tuple[int, ...]]] = lambda parameter, shapes: shapes
     fits: Callable[..., bool] = lambda batch, **options: True
     keeps: Callable[[Any, Any], Any] | None = None

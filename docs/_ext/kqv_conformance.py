@@ -83,6 +83,12 @@ def _table(header: list[str], rows: list[list[Any]], widths: list[int] | None = 
     return table
 
 
+def _measured(report: dict[str, Any]) -> nodes.paragraph:
+    """What a saved report was measured with: its profile, seed and versions."""
+    versions = ", ".join(f"{name} {version}" for name, version in report.get("versions", {}).items())
+    return nodes.paragraph("", f"Profile {report['profile']}, seed {report['seed']}; measured with {versions}.")
+
+
 class ChecksDirective(SphinxDirective):
     """``kqv-checks`` with ``:kind:``: the checks of that kind."""
 
@@ -147,9 +153,7 @@ class ReportDirective(SphinxDirective):
         if "summary" in self.options:
             return self._summary(report)
         result: list[nodes.Node] = []
-        versions = ", ".join(f"{name} {version}" for name, version in report.get("versions", {}).items())
-        result.append(nodes.paragraph("", f"Profile {report['profile']}, seed {report['seed']}; measured with "
-                                          f"{versions}."))
+        result.append(_measured(report))
         for kind in ("sdpa", "mha", "pe"):
             targets = [t for t in report["targets"] if t["kind"] == kind]
             if not targets:
@@ -197,10 +201,9 @@ class ReportDirective(SphinxDirective):
                          "conformant" if target["conformant"] else "NOT conformant"])
         rows += [[u["target"], u["kind"], "", "", "", "", "", f"not checked: {u['reason']}"]
                  for u in report.get("unavailable", [])]
-        versions = ", ".join(f"{name} {version}" for name, version in report.get("versions", {}).items())
         return [_table(["target", "kind", "dtypes", "pass", "known departures", "skipped", "FAIL", "verdict"], rows,
                        [4, 2, 4, 1, 2, 1, 1, 4]),
-                nodes.paragraph("", f"Profile {report['profile']}, seed {report['seed']}; measured with {versions}.")]
+                _measured(report)]
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

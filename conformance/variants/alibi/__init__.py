@@ -93,7 +93,6 @@ VARIANT = Variant(
          "the causal alignment (ALiBi linear biases)",
     clauses=("alibi.formula", "alibi.float-mask", "alibi.per-row-form", "alibi.head-order"),
     draw=draw,
-    build=lambda slopes, arrays: arrays,
     keywords=lambda slopes: {"alibi_slopes": np.asarray(slopes, dtype=np.float64)},
     checks="kqv.conformance.variants.alibi.checks",
     fits=lambda batch, least_heads=1, **options: bool(batch) and batch[-1] >= least_heads,

@@ -94,7 +94,6 @@ VARIANT = Variant(
     clauses=("lengths.index-rule", "lengths.offset", "lengths.full", "lengths.padding",
              "lengths.empty-row"),
     draw=draw,
-    build=lambda lengths, arrays: arrays,
     keywords=lambda lengths: {"kv_lengths": np.array(lengths, dtype=np.int64)},
     checks="kqv.conformance.variants.kv_lengths.checks",
     fits=lambda batch, **options: len(batch) >= 2,

@@ -26,7 +26,6 @@ VARIANT = Variant(
          "denominator, -inf for a row with no kept key, in float32 or wider or in the inputs' dtype",
     clauses=("lse.definition", "lse.weights", "lse.empty-row", "lse.combine"),
     draw=draw,
-    build=lambda parameter, arrays: arrays,
     keywords=lambda parameter: {"return_lse": True},
     checks="kqv.conformance.variants.lse.checks",
     result="lse",

@@ -47,7 +47,6 @@ VARIANT = Variant(
          "and none in the output, so its weights sum to less than 1 and a row without a key gives 0 (attention sinks)",
     clauses=("sinks.formula", "sinks.mass", "sinks.empty-row", "sinks.limit", "sinks.head-order"),
     draw=draw,
-    build=lambda sinks, arrays: arrays,
     keywords=lambda sinks: {"sinks": np.asarray(sinks, dtype=np.float64)},
     checks="kqv.conformance.variants.sinks.checks",
     fits=lambda batch, least_heads=1, **options: bool(batch) and batch[-1] >= least_heads,

@@ -34,7 +34,6 @@ VARIANT = Variant(
          "mask (logit soft-capping)",
     clauses=("softcap.formula", "softcap.bounded", "softcap.order"),
     draw=draw,
-    build=lambda cap, arrays: arrays,
     keywords=lambda cap: {"softcap": float(cap)},
     checks="kqv.conformance.variants.softcap.checks",
 )

@@ -82,7 +82,6 @@ VARIANT = Variant(
          "the causal alignment, a side None unbounded (sliding-window attention)",
     clauses=("window.index-rule", "window.causal", "window.no-window", "window.outside-keys"),
     draw=draw,
-    build=lambda window, arrays: arrays,
     keywords=lambda window: {"window": tuple(window)},
     checks="kqv.conformance.variants.window.checks",
     keeps=keeps,
