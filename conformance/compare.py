@@ -54,7 +54,7 @@ def mismatch(actual: np.ndarray, expected: np.ndarray, bound: np.ndarray, what: 
     elif (want_nan & bad).any():
         index = tuple(int(i) for i in np.argwhere(want_nan & bad)[0])
     else:
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # error / a subnormal bound may be inf
             excess = np.where(bad, error / np.where(bound > 0, bound, np.finfo(np.float64).tiny), -1.0)
         index = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), actual.shape))
     worst_relative = float(np.max(np.where(bad & np.isfinite(relative), relative, 0.0)))

@@ -15,9 +15,11 @@ DTYPES = ("float64", "float32", "float16", "bfloat16")
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
 
 # Half the spacing of the subnormal numbers: the largest absolute error of rounding a tiny value.
+# For float64 that half, 2^-1075, is not a float64 (it rounds to 0, which would leave the float64
+# bound no allowance for underflow at all), so float64 takes the whole spacing 2^-1074: an upper bound.
 # The smallest normal number: below it a kernel that flushes subnormals to zero (XLA on CPU) gives 0.
 SMALLEST_NORMAL = {"float64": 2.0**-1022, "float32": 2.0**-126, "float16": 2.0**-14, "bfloat16": 2.0**-126}
-UNDERFLOW = {"float64": 2.0**-1075, "float32": 2.0**-150, "float16": 2.0**-25, "bfloat16": 2.0**-134}
+UNDERFLOW = {"float64": 2.0**-1074, "float32": 2.0**-150, "float16": 2.0**-25, "bfloat16": 2.0**-134}
 
 LARGEST = {"float64": float(np.finfo(np.float64).max), "float32": float(np.finfo(np.float32).max),
            "float16": 65504.0, "bfloat16": 3.3895313892515355e38}

@@ -11,7 +11,7 @@ import pytest
 from kqv.conformance.kinds.sdpa.bound import sdpa_expectation
 from kqv.conformance.kinds.sdpa.case import SdpaCase
 from kqv.conformance.compare import mismatch
-from kqv.conformance.dtypes import as_float64, round_to
+from kqv.conformance.dtypes import SMALLEST_NORMAL, UNDERFLOW, UNIT_ROUNDOFF, as_float64, round_to
 from kqv.conformance.tolerance import Precision
 from kqv.reference import scaled_dot_product_attention
 from kqv.reference.oracle import oracle_sdpa
@@ -115,3 +115,22 @@ def test_a_row_whose_weights_all_underflow_under_a_sink_gets_a_finite_bound(dtyp
     assert np.isfinite(judged.bound).all(), judged.bound
     assert mismatch(np.zeros((2, 1, 1)), judged.expected, judged.bound) is None
     assert mismatch(np.full((2, 1, 1), 0.1), judged.expected, judged.bound) is not None
+
+
+def test_every_dtype_has_an_underflow_allowance() -> None:
+    # 2.0**-1075, half float64's subnormal spacing, is itself 0.0 in float64: the float64 bound had no allowance.
+    for dtype, tiny in UNDERFLOW.items():
+        smallest_subnormal = 2.0 ** (np.log2(SMALLEST_NORMAL[dtype]) - (-np.log2(UNIT_ROUNDOFF[dtype]) - 1))
+        assert tiny > 0 and tiny >= smallest_subnormal / 2, (dtype, tiny)
+
+
+def test_a_float64_output_that_rounds_into_the_subnormals_may_take_either_neighbour() -> None:
+    # Two equal weights average the values 3 and 0 times the smallest subnormal: the exact output, 1.5 of it,
+    # lies halfway between two float64 numbers, and a kernel may round to either.
+    subnormal = 2.0**-1074
+    value = np.array([[[3 * subnormal], [0.0]]])  # (H, S, Ev)
+    inputs = SdpaCase(dtype="float64").build().replace(query=np.zeros((1, 1, 1)), key=np.zeros((1, 2, 1)), value=value)
+    judged = sdpa_expectation(inputs, Precision.of("float64"))
+    for neighbour in (subnormal, 2 * subnormal):
+        assert mismatch(np.full((1, 1, 1), neighbour), judged.expected, judged.bound) is None, neighbour
+    assert mismatch(np.full((1, 1, 1), 1e-300), judged.expected, judged.bound) is not None
