@@ -4,7 +4,8 @@
 ``torch-sdpa-cuda`` are torch's ``scaled_dot_product_attention`` with torch's own kernel choice,
 ``torch-sdpa-<device>-<kernel>`` the same pinned to one kernel; ``torch-mha-cpu`` is
 ``torch.nn.MultiheadAttention`` called as a function, ``torch-mha-<form>`` its module forms;
-``jax-sdpa-cpu`` is ``jax.nn.dot_product_attention``; ``onnxruntime-attention-cpu`` and
+``torch-flex-cpu`` is ``torch.nn.attention.flex_attention`` run eagerly on the CPU, each variant a
+``score_mod`` or ``mask_mod``; ``jax-sdpa-cpu`` is ``jax.nn.dot_product_attention``; ``onnxruntime-attention-cpu`` and
 ``onnx-reference-attention`` run ONNX's ``Attention``. A backend whose package or device is missing
 here is reported as unavailable, with the reason, never dropped silently.
 """
@@ -14,7 +15,8 @@ from __future__ import annotations
 from typing import Callable
 
 from ..backend import Backend
-from . import jax_sdpa, numpy_reference, onnx_attention, torch_mha, torch_mha_module, torch_sdpa, torch_sdpa_kernels
+from . import (jax_sdpa, numpy_reference, onnx_attention, torch_flex, torch_mha, torch_mha_module, torch_sdpa,
+               torch_sdpa_kernels)
 
 BUILTINS: dict[str, Callable[[], dict[str, Backend]]] = {
     "numpy": numpy_reference.backends,
@@ -30,6 +32,7 @@ BUILTINS: dict[str, Callable[[], dict[str, Backend]]] = {
     "torch-mha-eval-weights": lambda: {"mha": torch_mha_module.backend("eval-weights")},
     "torch-mha-train": lambda: {"mha": torch_mha_module.backend("train")},
     "torch-mha-seq-first": lambda: {"mha": torch_mha_module.backend("seq-first")},
+    "torch-flex-cpu": lambda: {"sdpa": torch_flex.backend()},
     "jax-sdpa-cpu": lambda: {"sdpa": jax_sdpa.backend()},
     "onnxruntime-attention-cpu": lambda: {"sdpa": onnx_attention.backend("onnxruntime")},
     "onnx-reference-attention": lambda: {"sdpa": onnx_attention.backend("reference")},
