@@ -287,5 +287,26 @@ def test_torch_cpu_flash_half_precision_lse_is_low_by_about_5e_5(dtype: str) -> 
     if dtype == "float32":
         assert abs(error) < 1e-6
         return
-    # Measured with torch 2.13: -5.3e-5, one reason the backend does not declare lse yet (its module docstring).
+    # Measured with torch 2.13: -5.3e-5, the reason the backend declares a departure from lse.definition there.
     assert -1e-4 < error < -1e-5, error
+
+
+@pytest.mark.parametrize(("score", "flushed"), [(-86.6, False), (-87.0, True), (-87.3, True)])
+def test_torch_cpu_flash_float32_exp_flushes_the_lowest_binade_of_the_normals(score: float, flushed: bool) -> None:
+    # One kept key scores 0, key 31 scores `score`, the rest -1000; V picks out keys 0 and 31, so the output is
+    # their weights. exp(-87.0) = 1.6e-38 lies in [2^-126, 2^-125): torch 2.13's vectorised exp gives 0 there.
+    torch = pytest.importorskip("torch")
+    flash = builtin("torch-sdpa-cpu-flash")["sdpa"]
+    assert any(failure.clause == "lse.weights" and failure.dtypes == ("float32",)
+               for failure in flash.declaration.expected_failures)
+    S = 32
+    key = torch.zeros(1, 1, S, 2)
+    key[..., 0] = -1000.0
+    key[0, 0, 0, 0], key[0, 0, S - 1, 0] = 0.0, score
+    value = torch.zeros(1, 1, S, 2)
+    value[0, 0, 0, 0] = value[0, 0, S - 1, 1] = 1.0
+    out, _ = flash.fn(torch.tensor([[[[1.0, 0.0]]]]), key, value, scale=1.0, return_lse=True)
+    weight = float(out.flatten()[1])
+    assert (weight == 0.0) == flushed, (weight, np.exp(score))
+    if not flushed:
+        assert weight == pytest.approx(np.exp(score), rel=1e-5)
