@@ -53,7 +53,7 @@ def _check_block(block_size: Any) -> tuple[int, int]:
     return check_count("block_size[0]", block_size[0], 1), check_count("block_size[1]", block_size[1], 1)
 
 
-def _key_blocks(i0: int, i1: int, S: int, offset: int | None, block_keys: int,
+def key_blocks(i0: int, i1: int, S: int, offset: int | None, block_keys: int,
                 diagonal: int) -> Iterator[tuple[int, int, int]]:
     """The key blocks ``(j0, j1, r)`` that the query rows ``i0 .. i1 - 1`` see, in order.
 
@@ -114,7 +114,7 @@ def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndar
     if sinks is not None:  # the sink is the first term: m = sink, l = exp(sink - m) = 1
         m[...] = sinks[:, None, None]  # (n, 1, 1) -> (n, R, 1)
         l[...] = 1.0
-    blocks = _key_blocks(i0, i0 + R, key.shape[1], call.causal_offset, block_keys, diagonal)
+    blocks = key_blocks(i0, i0 + R, key.shape[1], call.causal_offset, block_keys, diagonal)
     for number, (j0, j1, r) in enumerate(blocks):
         x = tile_scores(query[:, r:], key[:, j0:j1], None if mask is None else mask[:, r:, j0:j1], call, i0 + r, j0,
                         slopes)  # (n, R - r, j1 - j0)
@@ -254,7 +254,8 @@ class Tiling:
         return int(np.prod(self.call.batch, dtype=np.int64))
 
     def entries(self, array: np.ndarray | None, n0: int, n1: int, rows: slice = slice(None)) -> np.ndarray | None:
-        """Flat entries ``n0 .. n1 - 1`` of one of the arrays, their rows ``rows`` (:func:`_entries`); None stays None."""
+        """Flat entries ``n0 .. n1 - 1`` of one of the arrays, their rows ``rows`` (:func:`_entries`); None stays
+        None."""
         return None if array is None else _entries(array, self.call.batch, n0, n1, rows)
 
     def per_item(self) -> int:
