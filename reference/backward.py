@@ -33,8 +33,8 @@ def _transposed(x: np.ndarray) -> np.ndarray:
 
 def backward(call: Prepared, grad_output: np.ndarray, ops=FLOAT64) -> tuple[np.ndarray, ...]:
     """Every stage backward on whole arrays: ``(dQ (*batch, L, E), dK (*batch, S, E), dV (*batch, S, Ev), dsink
-    (*batch,) or None)``, the gradients of the call's broadcast arrays (:func:`input_gradients` takes them back
-    to the inputs), from ``grad_output``, ``dO (*batch, L, Ev)``.
+    (*batch,) or None)``, the gradients of the call's broadcast arrays, from ``grad_output``, ``dO (*batch, L,
+    Ev)``; :func:`~kqv.reference.backward_stages.input_gradients` takes them back to the inputs.
 
     Clauses ``gradient.value``, ``gradient.weights``, ``gradient.scores`` (with ``D = rowsum(dP * P)``),
     ``gradient.query``, ``gradient.key``, ``gradient.masked-row``; with sinks, ``dsink`` of

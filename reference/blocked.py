@@ -254,7 +254,7 @@ class Tiling:
         return int(np.prod(self.call.batch, dtype=np.int64))
 
     def entries(self, array: np.ndarray | None, n0: int, n1: int, rows: slice = slice(None)) -> np.ndarray | None:
-        """Flat entries ``n0 .. n1 - 1`` of one of the arrays, their rows ``rows`` (:func:`_entries`); None stays
+        """Flat entries ``n0 .. n1 - 1`` of one of the arrays, their rows ``rows`` (``_entries``); None stays
         None."""
         return None if array is None else _entries(array, self.call.batch, n0, n1, rows)
 
