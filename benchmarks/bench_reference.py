@@ -137,7 +137,7 @@ def profile(is_causal: bool, repeats: int) -> dict:
     diagonal = min(blocked.DIAGONAL_KEYS, keys)
     offset = 0 if is_causal else None
     scores = B * H * sum((j1 - j0) * (min(i0 + rows, L) - i0 - r) for i0 in range(0, L, rows)
-                         for j0, j1, r in blocked._key_blocks(i0, min(i0 + rows, L), L, offset, keys, diagonal))
+                         for j0, j1, r in blocked.key_blocks(i0, min(i0 + rows, L), L, offset, keys, diagonal))
     rng = np.random.default_rng(1)
     query = rng.standard_normal((rows, E)) / np.sqrt(E)  # (R, E), scaled
     key, value = rng.standard_normal((keys, E)), rng.standard_normal((keys, E))  # (1024, E)

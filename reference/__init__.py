@@ -9,6 +9,8 @@ formulas with mpmath at arbitrary precision, to judge the reference itself.
   contract of ``torch.nn.functional.scaled_dot_product_attention``
   (clause ``attention.sdpa``);
 - :func:`attention_weights`: the weights ``P`` of that softmax, ``(..., L, S)``;
+- :func:`scaled_dot_product_attention_backward`: its analytic backward, the :class:`Gradients`
+  ``(dQ, dK, dV, dsink)`` from the upstream gradient ``dO`` (clauses ``gradient.*``);
 - :func:`softmax`: the stable float64 softmax (clauses ``softmax.definition``,
   ``softmax.stable``);
 - :func:`alibi_slopes`: the ALiBi slopes the paper gives ``n`` heads (clause
@@ -21,6 +23,8 @@ formulas with mpmath at arbitrary precision, to judge the reference itself.
 """
 
 from .alibi import alibi_slopes
+from .backward import scaled_dot_product_attention_backward
+from .backward_stages import Gradients
 from .masking import causal_mask
 from .mha import multi_head_attention
 from .pe import sinusoidal_positional_encoding
@@ -28,11 +32,13 @@ from .sdpa import attention_weights, scaled_dot_product_attention
 from .softmax import softmax
 
 __all__ = [
+    "Gradients",
     "alibi_slopes",
     "attention_weights",
     "causal_mask",
     "multi_head_attention",
     "scaled_dot_product_attention",
+    "scaled_dot_product_attention_backward",
     "sinusoidal_positional_encoding",
     "softmax",
 ]

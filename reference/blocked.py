@@ -31,11 +31,12 @@ import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .prepare import prepare
+from .prepare import Prepared, prepare
 from .stages import (add_alibi, add_biases, drop_causal, drop_keys, drop_window, fill_masked_rows, log_sum_exp, scores,
                      soft_cap)
 from .validation import check_bool, check_count
@@ -52,7 +53,7 @@ def _check_block(block_size: Any) -> tuple[int, int]:
     return check_count("block_size[0]", block_size[0], 1), check_count("block_size[1]", block_size[1], 1)
 
 
-def _key_blocks(i0: int, i1: int, S: int, offset: int | None, block_keys: int,
+def key_blocks(i0: int, i1: int, S: int, offset: int | None, block_keys: int,
                 diagonal: int) -> Iterator[tuple[int, int, int]]:
     """The key blocks ``(j0, j1, r)`` that the query rows ``i0 .. i1 - 1`` see, in order.
 
@@ -71,21 +72,40 @@ def _key_blocks(i0: int, i1: int, S: int, offset: int | None, block_keys: int,
         yield j0, min(j0 + diagonal, seen_by_last), j0 - offset - i0
 
 
-def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndarray | None, scale: float, i0: int,
-            offset: int | None, block_keys: int, diagonal: int, window: tuple[int | None, int | None] | None = None,
-            alignment: int = 0, softcap: float | None = None, slopes: np.ndarray | None = None,
+def tile_scores(query: np.ndarray, key: np.ndarray, mask: np.ndarray | None, call: Prepared, row: int, j0: int,
+                slopes: np.ndarray | None) -> np.ndarray:
+    """Stages 1 to 3 on one tile: the scores ``(n, R, w)`` of query rows ``row .. row + R - 1`` (``query``,
+    ``(n, R, E)``) and keys ``j0 .. j0 + w - 1`` (``key``, ``(n, w, E)``) of ``n`` batch entries, capped, biased,
+    ``-inf`` where a key is dropped.
+
+    ``mask`` is the tile of the mask (bool keep-mask or float64 additive), ``(n or 1, R, w)``, or None; ``call``
+    gives the scale, the causal offset (key ``j`` kept for row ``i`` iff ``j <= i + offset``), the window around
+    ``i + o`` with ``o`` the alignment offset (clause ``window.index-rule``) and the cap (clause
+    ``softcap.formula``); ``slopes`` is None or the ALiBi slope of each entry, ``(n,)`` (clause ``alibi.formula``).
+    """
+    x = soft_cap(scores(query, key, call.scale), call.softcap)  # (n, R, w), clauses scores.dot-product, softcap.formula
+    add_alibi(x, slopes, row + call.offset - j0)  # clause alibi.formula
+    add_biases(x, mask)  # clause mask.additive; its -inf entries make their scores -inf
+    drop_keys(x, mask)  # clause mask.bool: a masked score is -inf
+    if call.causal_offset is not None:
+        drop_causal(x, row + call.causal_offset - j0)  # row t of the tile sees keys c <= t + (row + offset - j0)
+    if call.window is not None:
+        drop_window(x, row + call.offset - j0, call.window)  # clause window.index-rule
+    return x
+
+
+def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndarray | None, call: Prepared, i0: int,
+            block_keys: int, diagonal: int, slopes: np.ndarray | None = None,
             sinks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(o, l, m)`` of the online softmax of one item: ``(n, R, Ev)``, ``(n, R, 1)``, ``(n, R, 1)``.
 
     ``query`` is the item's ``R`` query rows ``i0 .. i0 + R - 1`` of ``n`` batch entries,
     ``(n, R, E)``; ``key`` ``(n, S, E)`` and ``value`` ``(n, S, Ev)`` are those entries' (heads
     already mapped); ``mask`` is their rows of the mask (bool keep-mask or float64 additive),
-    ``(n or 1, R, S)``, or None; ``offset`` is None without ``is_causal``, else key ``j`` is kept for
-    row ``i`` iff ``j <= i + offset``; ``window`` None or ``(left, right)`` around ``i + alignment``
-    (clause ``window.index-rule``); ``softcap`` None or the cap of clause ``softcap.formula``; ``slopes``
-    None or the ALiBi slope of each entry, ``(n,)`` (clause ``alibi.formula``); ``sinks`` None or the sink
-    of each entry, ``(n,)`` (clause ``sinks.formula``). Each key block goes through the stages of
-    :mod:`kqv.reference.stages` before the online update.
+    ``(n or 1, R, S)``, or None; ``call`` gives the rules of :func:`tile_scores`; ``slopes`` None or the
+    ALiBi slope of each entry, ``(n,)`` (clause ``alibi.formula``); ``sinks`` None or the sink of each
+    entry, ``(n,)`` (clause ``sinks.formula``). Each key block goes through the stages of
+    :mod:`kqv.reference.stages` (:func:`tile_scores`) before the online update.
     """
     n, R = query.shape[:2]
     m = np.full((n, R, 1), -np.inf)  # running max of the kept scores (and the sink)
@@ -94,20 +114,10 @@ def _attend(query: np.ndarray, key: np.ndarray, value: np.ndarray, mask: np.ndar
     if sinks is not None:  # the sink is the first term: m = sink, l = exp(sink - m) = 1
         m[...] = sinks[:, None, None]  # (n, 1, 1) -> (n, R, 1)
         l[...] = 1.0
-    blocks = _key_blocks(i0, i0 + R, key.shape[1], offset, block_keys, diagonal)
+    blocks = key_blocks(i0, i0 + R, key.shape[1], call.causal_offset, block_keys, diagonal)
     for number, (j0, j1, r) in enumerate(blocks):
-        x = scores(query[:, r:], key[:, j0:j1], scale)  # (n, R - r, j1 - j0), clause scores.dot-product
-        if softcap is not None:
-            x = soft_cap(x, softcap)  # clause softcap.formula
-        add_alibi(x, slopes, i0 + r + alignment - j0)  # clause alibi.formula
-        if mask is not None:
-            block = mask[:, r:, j0:j1]
-            add_biases(x, block)  # clause mask.additive; its -inf entries make their scores -inf
-            drop_keys(x, block)  # clause mask.bool: a masked score is -inf
-        if offset is not None:
-            drop_causal(x, i0 + r + offset - j0)  # row t of the block sees keys c <= t + (i0 + r + offset - j0)
-        if window is not None:
-            drop_window(x, i0 + r + alignment - j0, window)  # clause window.index-rule
+        x = tile_scores(query[:, r:], key[:, j0:j1], None if mask is None else mask[:, r:, j0:j1], call, i0 + r, j0,
+                        slopes)  # (n, R - r, j1 - j0)
         _update(x, value[:, j0:j1], m[:, r:], l[:, r:], o[:, r:], first=number == 0 and sinks is None)  # its rows
     return o, l, m
 
@@ -213,37 +223,94 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
                    alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks)
-    batch, L, S, Ev = call.batch, call.L, call.S, call.Ev
-    mask = None if call.mask is None else np.broadcast_to(call.mask, call.shape)
+    output, lse = attend_blocked(tiling(call, block_size, workers))  # (N, L, Ev), (N, L, 1)
+    output = output.reshape(call.batch + (call.L, call.Ev))  # (*batch, L, Ev)
+    return (output, lse.reshape(call.batch + (call.L,))) if return_lse else output  # lse (*batch, L)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """A call laid out for the blocked forms: the batch flattened to ``count`` entries (C order), the inputs
+    broadcast to the batch (views), the block sizes and the threads.
+
+    ``query (*batch, L, E)``, ``key (*batch, S, E)``, ``value (*batch, S, Ev)``, ``mask (*batch, L, S)`` or None;
+    ``slopes`` and ``sinks`` ``(count,)`` or None, one per flat entry.
+    """
+
+    call: Prepared
+    query: np.ndarray
+    key: np.ndarray
+    value: np.ndarray
+    mask: np.ndarray | None
+    slopes: np.ndarray | None
+    sinks: np.ndarray | None
+    block_queries: int
+    block_keys: int
+    diagonal: int
+    workers: int
+
+    @property
+    def count(self) -> int:
+        return int(np.prod(self.call.batch, dtype=np.int64))
+
+    def entries(self, array: np.ndarray | None, n0: int, n1: int, rows: slice = slice(None)) -> np.ndarray | None:
+        """Flat entries ``n0 .. n1 - 1`` of one of the arrays, their rows ``rows`` (``_entries``); None stays
+        None."""
+        return None if array is None else _entries(array, self.call.batch, n0, n1, rows)
+
+    def per_item(self) -> int:
+        """Batch entries per item: small entries go several to an item, up to one block of scores, leaving an item
+        per worker."""
+        L, S = self.call.L, self.call.S
+        fits = self.block_queries * self.block_keys // max(1, min(L, self.block_queries) * min(S, self.block_keys))
+        return max(1, min(fits, -(-self.count // self.workers)))
+
+
+def tiling(call: Prepared, block_size: Any = None, workers: Any = None) -> Tiling:
+    """The :class:`Tiling` of ``call``, with ``block_size`` and ``workers`` checked (defaults when None)."""
+    batch = call.batch
     block_queries, block_keys = _check_block(block_size)
     workers = default_workers() if workers is None else check_count("workers", workers, 1)
-    diagonal = min(DIAGONAL_KEYS, block_keys)
-    offset = call.causal_offset
-    count = int(np.prod(batch, dtype=np.int64))
+    query, key, value = (np.broadcast_to(a, batch + a.shape[-2:]) for a in (call.query, call.key, call.value))
+    mask = None if call.mask is None else np.broadcast_to(call.mask, call.shape)  # (*batch, L, S)
+    slopes = None if call.alibi_slopes is None else np.broadcast_to(call.alibi_slopes, batch).reshape(-1)  # (N,)
+    sinks = None if call.sinks is None else np.broadcast_to(call.sinks, batch).reshape(-1)  # (N,)
+    return Tiling(call, query, key, value, mask, slopes, sinks, block_queries, block_keys,
+                  min(DIAGONAL_KEYS, block_keys), workers)
+
+
+def run_items(run: Callable[[Any], None], items: list, workers: int) -> None:
+    """``run`` on each item, on ``workers`` threads with one BLAS thread each, or in order on this one."""
+    if workers > 1 and len(items) > 1:
+        with _blas_controller().limit(limits=1, user_api="blas"):  # one BLAS thread per worker
+            list(_POOL.get(workers).map(run, items))
+    else:
+        for item in items:
+            run(item)
+
+
+def attend_blocked(tiles: Tiling) -> tuple[np.ndarray, np.ndarray]:
+    """The blocked form of a laid-out call: ``(output (N, L, Ev), lse (N, L, 1))``, the batch flattened
+    (clauses ``softmax.online``, ``lse.definition``)."""
+    call = tiles.call
+    L, Ev, count = call.L, call.Ev, tiles.count
     output = np.empty((count, L, Ev))  # (N, L, Ev), the batch flattened
     lse = np.empty((count, L, 1))  # (N, L, 1)
-    slopes = None if call.alibi_slopes is None else np.broadcast_to(call.alibi_slopes, batch).reshape(-1)  # (N,)
-    sink = None if call.sinks is None else np.broadcast_to(call.sinks, batch).reshape(-1)  # (N,)
-    # Small entries go several to an item, up to one block of scores, leaving an item per worker.
-    group = max(1, min(block_queries * block_keys // max(1, min(L, block_queries) * min(S, block_keys)),
-                       -(-count // workers)))
+    group, block_queries = tiles.per_item(), tiles.block_queries
     items = [(n0, min(n0 + group, count), i0, min(i0 + block_queries, L))
              for n0 in range(0, count, group) for i0 in range(0, L, block_queries)]
-    if offset is not None:
+    if call.causal_offset is not None:
         items.sort(key=lambda item: -item[3])  # the rows that see the most keys first, for an even split
-
-    query, key, value = (np.broadcast_to(a, batch + a.shape[-2:]) for a in (call.query, call.key, call.value))
 
     def run(item: tuple[int, int, int, int]) -> None:
         n0, n1, i0, i1 = item
         rows = slice(i0, i1)
-        values = _entries(value, batch, n0, n1)  # (n, S, Ev)
+        values = tiles.entries(tiles.value, n0, n1)  # (n, S, Ev)
         with np.errstate(invalid="ignore", over="ignore"):
-            o, l, m = _attend(_entries(query, batch, n0, n1, rows), _entries(key, batch, n0, n1), values,
-                              None if mask is None else _entries(mask, batch, n0, n1, rows), call.scale, i0, offset,
-                              block_keys, diagonal, call.window, call.offset, call.softcap,
-                              None if slopes is None else slopes[n0:n1],
-                              None if sink is None else sink[n0:n1])  # noqa: E741
+            o, l, m = _attend(tiles.entries(tiles.query, n0, n1, rows), tiles.entries(tiles.key, n0, n1), values,
+                              tiles.entries(tiles.mask, n0, n1, rows), call, i0, tiles.block_keys, tiles.diagonal,
+                              None if tiles.slopes is None else tiles.slopes[n0:n1],
+                              None if tiles.sinks is None else tiles.sinks[n0:n1])  # noqa: E741
         result = output[n0:n1, i0:i1]  # (n, R, Ev)
         empty = m == -np.inf  # (n, R, 1): rows that keep no key, clause mask.fully-masked-row
         lse[n0:n1, i0:i1] = log_sum_exp(np.where(empty, 0.0, m), l)  # -inf where l = 0, clause lse.empty-row
@@ -252,11 +319,5 @@ def blocked_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, i
             np.copyto(result, 0.0, where=empty)  # the empty weighted sum
             result[...] = fill_masked_rows(result, empty, values, call.masked_rows)
 
-    if workers > 1 and len(items) > 1:
-        with _blas_controller().limit(limits=1, user_api="blas"):  # one BLAS thread per worker
-            list(_POOL.get(workers).map(run, items))
-    else:
-        for item in items:
-            run(item)
-    output = output.reshape(batch + (L, Ev))  # (*batch, L, Ev)
-    return (output, lse.reshape(batch + (L,))) if return_lse else output  # lse (*batch, L)
+    run_items(run, items, tiles.workers)
+    return output, lse

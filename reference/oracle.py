@@ -22,11 +22,13 @@ import mpmath
 import numpy as np
 
 from .arithmetic import MULTIPRECISION, to_mpf
+from .backward import backward
+from .backward_stages import Gradients, input_gradients
 from .mha import check_mha_inputs, concat_heads, split_heads
 from .prepare import Prepared, prepare
 from .sdpa import attend, attend_with_lse
 from .stages import drop_keys, masked_row_weights, softmax
-from .validation import as_float64, as_mask, check_bool, check_count, check_positive_real
+from .validation import as_float64, as_mask, check_bool, check_count, check_grad_output, check_positive_real
 
 DEFAULT_DPS = 50
 
@@ -92,6 +94,30 @@ def oracle_sdpa(query: Any, key: Any, value: Any, attn_mask: Any = None, is_caus
                                         dps, enable_gqa=enable_gqa, window=window, softcap=softcap,
                                         alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks)
     return (_finish(output, as_mpf), _finish(lse, as_mpf)) if return_lse else _finish(output, as_mpf)
+
+
+def oracle_sdpa_backward(query: Any, key: Any, value: Any, grad_output: Any, attn_mask: Any = None,
+                         is_causal: bool = False, scale: Any = None, *, causal_alignment: str = "top-left",
+                         masked_rows: str = "zeros", enable_gqa: bool = False, window: Any = None, softcap: Any = None,
+                         alibi_slopes: Any = None, kv_lengths: Any = None, sinks: Any = None, dps: int = DEFAULT_DPS,
+                         as_mpf: bool = False) -> Gradients:
+    """The gradients ``(dQ, dK, dV, dsink)`` of attention given ``grad_output = dO`` at ``dps`` digits (clauses
+    ``gradient.value``, ``gradient.weights``, ``gradient.scores``, ``gradient.query``, ``gradient.key``,
+    ``gradient.masked-row``), as :func:`kqv.reference.backward.scaled_dot_product_attention_backward`.
+
+    The same stages backward (:func:`kqv.reference.backward.backward`) in mpmath, with the exact ``1/sqrt(E)`` as
+    the default scale; each gradient float64 (the rounding of its ``dps``-digit value) or, with ``as_mpf=True``, an
+    object array of :class:`mpmath.mpf`.
+    """
+    call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
+                   masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
+                   alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks)
+    grad_output = check_grad_output(grad_output, call.batch + (call.L, call.Ev))
+    with mpmath.workdps(_check_dps(dps)):
+        exact = call.in_mpmath()
+        gradients = input_gradients(exact, np.shape(key), np.shape(value),
+                                    *backward(exact, to_mpf(grad_output), MULTIPRECISION), MULTIPRECISION)
+    return Gradients(*(None if g is None else _finish(g, as_mpf) for g in gradients))
 
 
 def oracle_attention_weights(query: Any, key: Any, attn_mask: Any = None, is_causal: bool = False, scale: Any = None,

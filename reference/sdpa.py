@@ -104,6 +104,17 @@ def _auto(query: Any, key: Any, value: Any, enable_gqa: bool) -> str:
     return "blocked" if scores_count >= BLOCKED_FROM else "dense"
 
 
+def resolve_method(method: Any, block_size: Any, query: Any, key: Any, value: Any, enable_gqa: Any) -> str:
+    """``"dense"`` or ``"blocked"``: ``method`` checked, ``"auto"`` decided by the count of scores, and a
+    ``block_size`` refused unless the form is blocked."""
+    method = check_choice("method", method, METHODS)
+    if method == "auto":
+        method = _auto(query, key, value, enable_gqa)
+    if method == "dense" and block_size is not None:
+        raise ValueError("block_size: only the blocked method takes a block size (method='blocked')")
+    return method
+
+
 def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: Any = None, enable_gqa: bool = False, *,
                                  window: Any = None, softcap: Any = None, alibi_slopes: Any = None,
@@ -205,16 +216,11 @@ def scaled_dot_product_attention(query: Any, key: Any, value: Any, attn_mask: An
     """
     check_dropout(dropout_p)
     return_lse = check_bool("return_lse", return_lse)
-    method = check_choice("method", method, METHODS)
-    if method == "auto":
-        method = _auto(query, key, value, enable_gqa)
-    if method == "blocked":
+    if resolve_method(method, block_size, query, key, value, enable_gqa) == "blocked":
         return blocked_attention(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                                  masked_rows=masked_rows, block_size=block_size, enable_gqa=enable_gqa, window=window,
                                  softcap=softcap, alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks,
                                  return_lse=return_lse)
-    if block_size is not None:
-        raise ValueError("block_size: only the blocked method takes a block size (method='blocked')")
     call = prepare(query, key, value, attn_mask, is_causal, scale, causal_alignment=causal_alignment,
                    masked_rows=masked_rows, enable_gqa=enable_gqa, window=window, softcap=softcap,
                    alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks)

@@ -179,6 +179,18 @@ def check_shape(name: str, array: np.ndarray, expected: tuple[Any, ...], meaning
         raise ValueError(f"{name}: expected shape {tuple(expected)}{spelled}, got {array.shape}")
 
 
+def check_grad_output(grad_output: Any, expected: tuple[int, ...]) -> np.ndarray:
+    """The upstream gradient ``dO`` of a backward call: floating, of the output's shape ``expected = (*batch, L,
+    Ev)`` exactly (clause ``gradient.value``); returned as float64. A non-floating dtype raises
+    :class:`TypeError`, another shape :class:`ValueError`, each naming ``grad_output``, its shape and the output's."""
+    array = np.asarray(grad_output)
+    if not is_floating_dtype(array.dtype):
+        raise TypeError(f"grad_output: expected a floating array of the output's shape (*batch, L, Ev) = "
+                        f"{tuple(expected)}, got dtype {array.dtype} (shape {array.shape})")
+    check_shape("grad_output", array, expected, "(*batch, L, Ev), the output's shape")
+    return np.asarray(array, dtype=np.float64)
+
+
 def check_positive_real(name: str, value: Any) -> float:
     """``value`` must be a finite real number > 0."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):

@@ -7,6 +7,9 @@ loss whose gradient with respect to ``O`` is ``dO`` has the gradients
 - ``dA = P * (dP - rowsum(dP * P))`` (the softmax Jacobian of each row, ``*`` elementwise),
 - ``dQ = s dA K`` and ``dK = s dA^T Q`` (the product ``A = s Q K^T``).
 
+A row that keeps no key has no softmax; under the conventions ``zeros`` and ``uniform`` its output does not
+depend on ``Q`` or ``K`` and its gradients are finite (clause ``gradient.masked-row``).
+
 Each derivation differentiates a loss ``l = sum(G * X)`` on explicit 2 x 2 symbolic matrices with
 sympy, entry by entry, and compares the result with the closed form. The builders take the
 closed form as an argument, so a test can check that a wrong one is rejected.
@@ -21,7 +24,7 @@ import sympy
 from . import symbolic
 from .checks import same_matrix
 from .clause import Clause, Derivation, Step
-from .notation import K, L, P, Q, S, V, d_k, d_v, i, j, k, s
+from .notation import K, L, P, Q, S, V, d_k, d_v, e, i, j, k, s
 
 SECTION = ("gradients", "Gradients")
 PAGE = "gradients"  # the docs page that renders the section
@@ -170,6 +173,50 @@ def key_derivation(closed: Closed = _key_closed) -> Derivation:
     return _input_derivation("K", lambda queries, keys: keys, closed)
 
 
+def _row_symbols(name: str) -> Matrix:
+    """Row 0 of a 2 x 2 matrix as symbols ``name_{0 b}``, ``1 x 2``."""
+    return Matrix(1, _SIZE, lambda a, b: sympy.Symbol(f"{name}_{{0{b}}}", real=True))
+
+
+def _row_weights(first: Matrix, second: sympy.Expr) -> Matrix:
+    """The 2 x 2 weights with row 0 ``first`` and every entry of row 1 ``second``."""
+    return Matrix([list(first), [second] * _SIZE])
+
+
+def _uniform_value_closed(weights: Matrix, upstream: Matrix) -> Matrix:
+    """``dV = P~^T dO`` with ``P~`` the weights of the uniform convention: row 0 ``weights``, row 1 (no key) ``1/S``."""
+    return _row_weights(weights, sympy.Rational(1, _SIZE)).T * upstream
+
+
+def masked_row_derivation(uniform_value: Closed = _uniform_value_closed) -> Derivation:
+    """Row 1 of the explicit case keeps no key, row 0 keeps both: under ``zeros`` (``O_1 = 0``) and ``uniform``
+    (``O_1`` the mean of the values) sympy differentiates ``l = sum(dO * O)`` by ``Q_1``, ``K`` and ``V``; ``dV``
+    under ``uniform`` is ``uniform_value(P_0, dO)`` (the clause's closed form by default)."""
+    queries, keys, values, upstream = _m("q"), _m("k"), _m("v"), _m("g")
+    first = symbolic.softmax_rows(s * queries[0, :] * keys.T)  # P_0 = softmax(s Q_0 K^T), 1 x 2
+    p, b = _row_symbols("p"), _row_symbols("b")  # row 0 of P and of dA, shown as symbols
+    given = {**dict(zip(p, first)), **dict(zip(b, _scores_closed(first, _weights_closed(upstream[0, :], values))))}
+    mean = Matrix(1, _SIZE, lambda a, col: (values[0, col] + values[1, col]) / _SIZE)  # the mean of the values
+    outputs = {  # the convention: (O, the closed form of dV)
+        "zeros": (Matrix.vstack(first * values, Matrix.zeros(1, _SIZE)), _value_closed(_row_weights(p, 0), upstream)),
+        "uniform": (Matrix.vstack(first * values, mean), uniform_value(p, upstream)),
+    }
+    steps = []
+    for convention, (output, d_value) in outputs.items():
+        loss = _sum_product(upstream, Matrix(output))
+        case = f"L = S = d_k = d_v = 2, row 1 keeps no key, {convention}: sympy differentiates l = sum(dO * O)"
+        steps += [
+            gradient_step(f"{case} by each entry of Q_1, which O does not depend on", loss, queries[1, :],
+                          Matrix.zeros(1, _SIZE)),
+            gradient_step(f"{case} by each entry of K: s dA^T Q, row 0 of dA (b) by clauses gradient.weights and "
+                          "gradient.scores, row 1 zero", loss, keys, _key_closed(s, _row_weights(b, 0), keys, queries),
+                          where=given),
+            gradient_step(f"{case} by each entry of V: P~^T dO, row 0 of P~ the weights p of row 0 (clause "
+                          "gradient.value)", loss, values, d_value, where=given),
+        ]
+    return Derivation(tuple(steps))
+
+
 _UPSTREAM = {"dO": "the gradient of the loss with respect to the output O, (L, d_v)"}
 
 value = Clause(
@@ -225,4 +272,29 @@ key = Clause(
     symbols={"dK": "the gradient with respect to K, (S, d_k)"},
 )
 
-CLAUSES = (value, weights, scores, query, key)
+convention = sympy.Symbol("convention")
+P_tilde = sympy.MatrixSymbol(r"\tilde{P}", L, S)
+
+masked_row = Clause(
+    id="gradient.masked-row",
+    title="Gradients of a fully masked row",
+    statement=(
+        "A query row i that keeps no key has zeros or uniform output (clause mask.fully-masked-row), which does not "
+        "depend on Q or K: its gradients are finite, dA_i = 0 and dQ_i = 0, nothing of it reaches dK, and dV = P~^T dO "
+        "with row i of P~ 0 (zeros) or 1/S (uniform), so no NaN leaks into dQ, dK or dV. Under nan the row's output "
+        "is NaN whatever the inputs and the clause says nothing of its dQ_i."
+    ),
+    expr=sympy.And(
+        sympy.Eq(dA[i, j], 0),
+        sympy.Eq(dQ[i, e], 0),
+        sympy.Eq(P_tilde[i, j], sympy.Piecewise((0, sympy.Eq(convention, sympy.Symbol("zeros"))),
+                                                (1 / S, sympy.Eq(convention, sympy.Symbol("uniform"))))),
+        sympy.Eq(dV, P_tilde.T * dO),
+    ),
+    derivation=masked_row_derivation(),
+    section=SECTION[0],
+    symbols={"i": "a query row that keeps no key", "P~": "the weights the convention gives, (L, S)",
+             "convention": "zeros or uniform"},
+)
+
+CLAUSES = (value, weights, scores, query, key, masked_row)

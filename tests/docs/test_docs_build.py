@@ -133,7 +133,7 @@ def test_cli_page_is_generated_from_the_parser(site: Path) -> None:
 def test_gradients_page_renders_the_gradient_section(site: Path) -> None:
     ids = set(_ids(site / "gradients.html"))
     for clause_id in ("gradient.value", "gradient.weights", "gradient.scores", "gradient.query", "gradient.key",
-                      "softmax.jacobian"):
+                      "gradient.masked-row", "softmax.jacobian"):
         assert f"clause-{clause_id}" in ids, clause_id
 
 

@@ -9,6 +9,7 @@ formula does not.
 
 from __future__ import annotations
 
+import tracemalloc
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,6 +99,16 @@ def mha_bound(x_q, x_kv, w_q, w_k, w_v, w_o, b_q, b_k, b_v, b_o, num_heads, attn
     out_error = concat_error @ np.abs(w_o) + 2 * (h * d_v + 2) * U * (np.abs(concat) @ np.abs(w_o) + np.abs(b_o))
     assert out_error.shape[-1] == d_model
     return 4 * out_error + TINY
+
+
+def peak_memory(function) -> int:
+    """The peak of the memory ``function()`` allocates through Python, in bytes (``tracemalloc``)."""
+    tracemalloc.start()
+    try:
+        function()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 # --------------------------------------------------------------------------- strategies

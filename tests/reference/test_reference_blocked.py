@@ -13,14 +13,13 @@ of each other.
 
 from __future__ import annotations
 
-import tracemalloc
 from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference_helpers import Case, attention_cases
+from reference_helpers import Case, attention_cases, peak_memory
 
 import kqv.reference.blocked as blocked
 from kqv.conformance.kinds.sdpa.bound import sdpa_expectation
@@ -103,7 +102,7 @@ def test_causal_key_blocks_cover_each_kept_pair_once(offset, block_keys, diagona
     formed = np.zeros((L, S), dtype=int)
     wasted = 0
     for i0 in range(0, L, R):
-        for j0, j1, r in blocked._key_blocks(i0, min(i0 + R, L), S, offset, block_keys, diagonal):
+        for j0, j1, r in blocked.key_blocks(i0, min(i0 + R, L), S, offset, block_keys, diagonal):
             formed[i0 + r:i0 + R, j0:j1] += 1
             wasted += (j1 - j0) * (j1 - j0 - 1) // 2 if r else 0
         wasted += 0 if diagonal else R * (R - 1) // 2
@@ -200,23 +199,14 @@ def test_empty_shapes(masked_rows: str) -> None:
         np.testing.assert_array_equal(got, dense)
 
 
-def _peak(function) -> int:
-    tracemalloc.start()
-    try:
-        function()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("is_causal", [False, True])
 def test_memory_grows_with_l_times_e_not_l_times_s(is_causal) -> None:
     rng = np.random.default_rng(4)
     peaks = {}
     for length in (2048, 8192):
         query, key, value = (rng.standard_normal((length, 16)) for _ in range(3))
-        peaks[length] = _peak(lambda: scaled_dot_product_attention(query, key, value, is_causal=is_causal,
-                                                                   method="blocked"))
+        peaks[length] = peak_memory(lambda: scaled_dot_product_attention(query, key, value, is_causal=is_causal,
+                                                                         method="blocked"))
     # Four times the length: L * E grows 4 times, L * S would grow 16 times (8192^2 scores are 512 MiB).
     assert peaks[8192] < 6 * peaks[2048], peaks
     assert peaks[8192] < 16 * 2**20, peaks

@@ -15,8 +15,9 @@ IMPLEMENTED = {
     "mask.fully-masked-row", "mask.zero-weight", "softmax.definition", "softmax.stable", "softmax.rows-sum-to-one",
     "output.weighted-sum", "attention.sdpa", "attention.shape", "attention.dtype", "mha.split", "mha.head",
     "mha.concat", "mha.output-projection", "pe.sinusoid", "pe.odd-d-model", "gqa.head-mapping", "gqa.repeat-interleave",
+    "gradient.value", "gradient.weights", "gradient.scores", "gradient.query", "gradient.key", "gradient.masked-row",
 }
-SECTIONS = ("projection", "scores", "mask", "softmax", "output", "attention", "gqa", "mha", "pe")
+SECTIONS = ("projection", "scores", "mask", "softmax", "output", "attention", "gqa", "mha", "pe", "gradient")
 
 
 def _cited() -> set[str]:

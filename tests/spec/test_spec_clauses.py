@@ -98,6 +98,7 @@ REQUIRED_IDS = [
     "gradient.scores",
     "gradient.query",
     "gradient.key",
+    "gradient.masked-row",
 ]
 
 REQUIRED_DERIVATIONS = [
@@ -120,6 +121,7 @@ REQUIRED_DERIVATIONS = [
     "gradient.scores",
     "gradient.query",
     "gradient.key",
+    "gradient.masked-row",
 ]
 
 ID_PATTERN = re.compile(r"^[a-z]+(\.[a-z0-9-]+)+$")

@@ -6,10 +6,11 @@ import pytest
 
 from kqv.spec import CLAUSES, DerivationError, gradients
 
-GRADIENT_IDS = ["gradient.value", "gradient.weights", "gradient.scores", "gradient.query", "gradient.key"]
+GRADIENT_IDS = ["gradient.value", "gradient.weights", "gradient.scores", "gradient.query", "gradient.key",
+                "gradient.masked-row"]
 
 
-def test_the_gradients_section_holds_the_five_clauses() -> None:
+def test_the_gradients_section_holds_the_six_clauses() -> None:
     assert [item.id for item in CLAUSES.values() if item.section == "gradients"] == GRADIENT_IDS
 
 
@@ -59,6 +60,20 @@ def test_query_gradient_with_the_transposed_scores_is_rejected() -> None:
 
 def test_key_gradient_without_the_transpose_is_rejected() -> None:
     _rejected(gradients.key_derivation, lambda scale, d_scores, keys, queries: scale * d_scores * queries)
+
+
+def test_masked_row_value_gradient_without_the_uniform_share_is_rejected() -> None:
+    # Under "uniform" the row's output is the mean of V: dV without its dO_1 / S is the zeros convention's.
+    message = _rejected(gradients.masked_row_derivation,
+                        lambda weights, upstream: gradients._row_weights(weights, 0).T * upstream)
+    assert message.startswith("step 6") and "uniform" in message
+
+
+def test_masked_row_value_gradient_with_the_share_on_every_row_is_rejected() -> None:
+    def on_every_row(weights, upstream):
+        return gradients._uniform_value_closed(weights, upstream) + upstream / 2
+
+    _rejected(gradients.masked_row_derivation, on_every_row)
 
 
 def test_the_clauses_closed_forms_pass() -> None:
