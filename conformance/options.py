@@ -129,7 +129,7 @@ def _option(name: str, item: dataclasses.Field) -> Option:
 OPTIONS: dict[str, Option] = {name: _option(name, item) for name, item in FIELDS.items() if name not in NOT_OPTIONS}
 
 
-def add_declaration_options(parser: argparse.ArgumentParser,
+def add_declaration_options(parser: Any,
                             description: str = "what a TARGET given as a function supports and which conventions it "
                                                "follows (for a built-in or a Backend object, each option given "
                                                "replaces its declared value)") -> None:

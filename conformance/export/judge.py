@@ -72,7 +72,7 @@ class Exported:
 def judge(directory: Path, results: Path, clauses: list[str] | None = None, name: str | None = None,
           progress: Progress | None = None) -> Report:
     """The report of the outputs in ``results`` for the export in ``directory``; ``clauses`` restricts it to those
-    clause ids. A :class:`~kqv.conformance.export.manifest.ManifestError` (a usage error) when either folder is not
+    clause ids. A ``ManifestError`` (a usage error, ``kqv.conformance.export.manifest``) when either folder is not
     what it should be."""
     from ..api import versions
 
