@@ -12,6 +12,7 @@ report gives the smallest.
 from __future__ import annotations
 
 import math
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ def judge(directory: Path, results: Path, clauses: list[str] | None = None, name
     declaration = declaration_of(manifest)
     found = Results(results, manifest)
     replay = Replay(name or results.resolve().name, declaration, manifest, found)
-    source = Exported(manifest, found, replay, f"kqv judge {directory} {results}")
+    source = Exported(manifest, found, replay, f"kqv judge {shlex.quote(str(directory))} {shlex.quote(str(results))}")
     exported = list(dict.fromkeys(entry["clause"] for entry in manifest["examples"] + manifest["skipped"]))
     target = run_backend(replay.backend, manifest["profile"], manifest["seed"], clauses or exported, progress,
                          executor=source.executor, source=source)

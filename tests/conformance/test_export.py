@@ -214,3 +214,27 @@ def test_judge_usage_errors_on_an_export(exported, capsys: pytest.CaptureFixture
             main(words)
         assert stopped.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def run_on_cases(fn, directory: Path, results: Path) -> None:
+    """Call ``fn`` (the sdpa contract) on every case of an export, from the files alone, and write its outputs."""
+    results.mkdir()
+    for case in json.loads((directory / "manifest.json").read_text())["cases"]:
+        arrays = {name: np.load(directory / entry["file"]) for name, entry in case["inputs"].items()}
+        output = fn(arrays.pop("query"), arrays.pop("key"), arrays.pop("value"), **arrays, **case["options"])
+        np.save(results / case["outputs"]["output"]["file"], output)
+
+
+@pytest.mark.parametrize("name", ["global_max", "mask_as_minus_1e4", "naive_exp", "always_float64"])
+def test_a_broken_implementation_fails_its_clause_from_files_as_in_kqv_check(name: str, tmp_path: Path) -> None:
+    # A metamorphic clause (batch entries poisoned with NaN, masked keys made huge), the stable softmax, a wrong dtype.
+    from broken import sdpa as broken
+
+    from kqv.conformance import Declaration
+    from kqv.conformance.export import export
+
+    fn = getattr(broken, name)
+    export(tmp_path / "cases", Declaration(**fn.declaration), "quick", 0, [fn.breaks])
+    run_on_cases(fn, tmp_path / "cases", tmp_path / "results")
+    [result] = judge(tmp_path / "cases", tmp_path / "results").targets[0].clauses
+    assert result.clause == fn.breaks and result.status == "failed", result.message
