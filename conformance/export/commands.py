@@ -69,10 +69,10 @@ def run_export(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -
                          reporter())
     except (TypeError, ValueError) as error:
         parser.exit(2, f"kqv export: error: {error}\n")
+    listed = summary.directory / ("cases.tsv" if kind == "sdpa" else "manifest.json")
     print(f"kqv export: wrote {summary.cases} cases ({summary.examples} examples of {summary.clauses} clauses) to "
           f"{summary.directory}: {summary.bytes / 1e6:.1f} MB in {summary.seconds:.1f} s. Run the implementation on "
-          f"each case ({summary.directory / 'cases.tsv'}), then: kqv judge {shlex.quote(str(summary.directory))} "
-          f"RESULTS")
+          f"each case ({listed}), then: kqv judge {shlex.quote(str(summary.directory))} RESULTS")
     return 0
 
 

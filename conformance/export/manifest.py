@@ -41,7 +41,8 @@ def header(declaration: Declaration, profile: str, seed: int, versions: dict[str
 
     fields = {name: plain(getattr(declaration, name)) for name in OPTIONS}
     return {"format": FORMAT, "version": VERSION, "kind": declaration.kind, "profile": profile, "seed": seed,
-            "versions": versions, "declaration": {"kind": declaration.kind, **fields}, "index": INDEX}
+            "versions": versions, "declaration": {"kind": declaration.kind, **fields},
+            "index": INDEX if declaration.kind == "sdpa" else None}
 
 
 def read(directory: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import numpy as np
 from ..backend import Backend
 from ..declaration import Declaration
 from .arrays import call_key
+from .forms import named
 from .manifest import ManifestError
 from .outputs import Results
 
@@ -34,12 +35,13 @@ class Replay:
         self.backend = Backend(name, self.attention, declaration,
                                description=f"outputs read from {results.directory}")
 
-    def attention(self, query: np.ndarray, key: np.ndarray, value: np.ndarray, **keywords: Any) -> Any:
+    def attention(self, *args: Any, **keywords: Any) -> Any:
         """The output written for this call (with its lse, for a ``return_lse`` call)."""
-        case_id = self.by_key.get(call_key({"query": query, "key": key, "value": value, **keywords}))
+        call = named(self.backend.kind, args, keywords)
+        case_id = self.by_key.get(call_key(call))
         if case_id is None:
-            self.unknown.append(f"query {query.dtype} {query.shape}, key {key.shape}, value {value.shape}, "
-                                f"options {sorted(keywords)}")
+            self.unknown.append(", ".join(f"{name} {value.dtype} {value.shape}" if isinstance(value, np.ndarray)
+                                          else f"{name}={value!r}" for name, value in call.items()))
             raise LookupError("the export holds no case of this call")
         outputs = self.results.outputs(case_id)
         return outputs[0] if len(outputs) == 1 else outputs

@@ -10,7 +10,6 @@ An example is one run of one check on one drawn case of the suite: its clause, d
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +19,9 @@ from ..dtypes import name_of
 from ..kinds.base import Case
 from ..registry import Check
 from .arrays import ArrayStore, plain
+from .forms import Answer
 from .index import write_index
 from .manifest import MANIFEST, result_file
-
-
-@dataclass(frozen=True)
-class Expected:
-    """One output of a case: the dtype its bound is for, the float64 reference, the bound of each element, the
-    dtypes it may come back in, and whether every element must be a finite number."""
-
-    dtype: str
-    expected: np.ndarray
-    bound: np.ndarray
-    accepted: tuple[str, ...]
-    finite: bool
 
 
 def relation(check: Check) -> str:
@@ -51,9 +39,9 @@ class Writer:
         self.examples: list[dict[str, Any]] = []
         self.skipped: list[dict[str, Any]] = []
 
-    def add_case(self, key: str, clause: str, named: dict[str, Any], outputs: dict[str, Expected],
-                 rows_without_keys: int) -> str:
-        """The id of the case of one call (``named``: its arguments by name), written if it is new."""
+    def add_case(self, key: str, clause: str, named: dict[str, Any], answer: Answer) -> str:
+        """The id of the case of one call (``named``: its arguments by name; ``answer``: the reference's), written if it
+        is new."""
         if key in self.cases:
             entry = self.cases[key]
             if clause not in entry["clauses"]:
@@ -64,12 +52,12 @@ class Writer:
                   for name, value in named.items() if isinstance(value, np.ndarray)}
         options = {name: plain(value) for name, value in named.items() if not isinstance(value, np.ndarray)}
         self.cases[key] = {
-            "id": case_id, "key": key, "dtype": name_of(named["query"].dtype), "inputs": inputs, "options": options,
+            "id": case_id, "key": key, "dtype": answer.dtype, "inputs": inputs, "options": options,
             "outputs": {name: {"file": result_file(case_id, name), "dtype": out.dtype, "accepted": list(out.accepted),
                                "shape": list(out.expected.shape), "expected": self.store.add(out.expected),
                                "bound": self.store.add(out.bound), "finite": out.finite}
-                        for name, out in outputs.items()},
-            "rows_without_keys": rows_without_keys, "clauses": [clause]}
+                        for name, out in answer.outputs.items()},
+            "rows_without_keys": answer.rows_without_keys, "clauses": [clause]}
         return case_id
 
     def add_example(self, check: Check, case: Case, calls: list[str]) -> None:
@@ -87,5 +75,6 @@ class Writer:
         """Write ``manifest.json`` (``header`` and the cases, examples and skipped clauses) and ``cases.tsv``."""
         manifest = {**header, "cases": list(self.cases.values()), "examples": self.examples, "skipped": self.skipped}
         (self.directory / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        write_index(self.directory, manifest)
+        if manifest["index"]:
+            write_index(self.directory, manifest)
         return manifest

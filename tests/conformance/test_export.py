@@ -4,6 +4,7 @@ outputs are reported per case; usage errors exit 2. Clauses: every sdpa clause j
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from kqv.conformance.cli import main
 from kqv.conformance.export import IN_MEMORY
+from kqv.conformance.export.forms import POSITIONAL
 from kqv.conformance.export.judge import judge
 from kqv.conformance.export.manifest import schema
 from kqv.conformance.export.schema import problem
@@ -82,7 +84,7 @@ def test_the_manifest_follows_its_schema_and_names_every_file(exported) -> None:
     (lambda m: m["cases"][0].update(dtype="float8"), "cases[0].dtype: expected one of"),
     (lambda m: m["cases"][1]["outputs"]["output"].pop("bound"), "cases[1].outputs.output: missing the field 'bound'"),
     (lambda m: m["examples"][0].update(cases=["c1"]), "examples[0].cases[0]: expected a string matching"),
-    (lambda m: m.update(kind="mha"), "kind: expected one of sdpa"),
+    (lambda m: m.update(kind="rnn"), "kind: expected one of sdpa, mha, pe"),
     (lambda m: m.update(extra=1), "extra: not a field of the format"),
 ])
 def test_a_broken_manifest_is_a_usage_error_naming_the_field(exported, tmp_path: Path, change, found: str,
@@ -177,9 +179,22 @@ def test_bfloat16_float16_nan_rows_and_the_lse_round_trip(tmp_path: Path) -> Non
     assert statuses == {"lse.definition": "passed", "mask.fully-masked-row": "passed"}
 
 
+@pytest.mark.parametrize(("kind", "clauses"), [("mha", ["mha.concat", "mask.fully-masked-row"]),
+                                               ("pe", ["pe.sinusoid", "pe.odd-d-model"])])
+def test_mha_and_pe_round_trip(kind: str, clauses: list[str], tmp_path: Path) -> None:
+    cases = tmp_path / "cases"
+    assert main(["export", str(cases), "--kind", kind, "--profile", "quick", "--dtypes", "float32",
+                 *(word for clause in clauses for word in ("--clause", clause))]) == 0
+    assert not (cases / "cases.tsv").exists()  # the index is sdpa's
+    write_reference_outputs(cases, tmp_path / "results")
+    report = judge(cases, tmp_path / "results")
+    assert report.conformant and {c.clause for c in report.targets[0].clauses} == set(clauses)
+    assert all(c.status == "passed" for c in report.targets[0].clauses)
+
+
 @pytest.mark.parametrize(("arguments", "message"), [
     (["export", "{tmp}/full", "--profile", "quick"], "exists and is not an empty directory"),
-    (["export", "{tmp}/new", "--kind", "pe"], "kind: an export holds sdpa cases so far, not pe"),
+    (["export", "{tmp}/new", "--kind", "pe", "--shapes", "6"], "shapes: a budget of shapes applies to kind sdpa"),
     (["export", "{tmp}/new", "--clause", "mask.boo"], "did you mean 'mask.bool'"),
     (["export", "{tmp}/new", "--dtypes", "float8"], "dtypes: expected one of"),
     (["export", "{tmp}/new", "--profile", "slow"], "invalid choice: 'slow'"),
@@ -217,24 +232,27 @@ def test_judge_usage_errors_on_an_export(exported, capsys: pytest.CaptureFixture
 
 
 def run_on_cases(fn, directory: Path, results: Path) -> None:
-    """Call ``fn`` (the sdpa contract) on every case of an export, from the files alone, and write its outputs."""
+    """Call ``fn`` on every case of an export, from the files alone, and write its outputs."""
+    manifest = json.loads((directory / "manifest.json").read_text())
     results.mkdir()
-    for case in json.loads((directory / "manifest.json").read_text())["cases"]:
-        arrays = {name: np.load(directory / entry["file"]) for name, entry in case["inputs"].items()}
-        output = fn(arrays.pop("query"), arrays.pop("key"), arrays.pop("value"), **arrays, **case["options"])
-        np.save(results / case["outputs"]["output"]["file"], output)
+    for case in manifest["cases"]:
+        call = {name: np.load(directory / entry["file"]) for name, entry in case["inputs"].items()} | case["options"]
+        positional = [call.pop(name) for name in POSITIONAL[manifest["kind"]]]
+        np.save(results / case["outputs"]["output"]["file"], fn(*positional, **call))
 
 
-@pytest.mark.parametrize("name", ["global_max", "mask_as_minus_1e4", "naive_exp", "always_float64"])
-def test_a_broken_implementation_fails_its_clause_from_files_as_in_kqv_check(name: str, tmp_path: Path) -> None:
-    # A metamorphic clause (batch entries poisoned with NaN, masked keys made huge), the stable softmax, a wrong dtype.
-    from broken import sdpa as broken
-
+@pytest.mark.parametrize(("kind", "name"), [("sdpa", "global_max"), ("sdpa", "mask_as_minus_1e4"),
+                                            ("sdpa", "naive_exp"), ("sdpa", "always_float64"),
+                                            ("mha", "heads_reversed"), ("pe", "concatenated_halves")])
+def test_a_broken_implementation_fails_its_clause_from_files_as_in_kqv_check(kind: str, name: str,
+                                                                              tmp_path: Path) -> None:
+    # sdpa: a metamorphic clause (batch entries poisoned with NaN, masked keys made huge), the stable softmax, a
+    # wrong dtype; mha: the heads concatenated in reverse; pe: the [sin | cos] halves of many code bases.
     from kqv.conformance import Declaration
     from kqv.conformance.export import export
 
-    fn = getattr(broken, name)
-    export(tmp_path / "cases", Declaration(**fn.declaration), "quick", 0, [fn.breaks])
+    fn = getattr(importlib.import_module(f"broken.{kind}"), name)
+    export(tmp_path / "cases", Declaration(kind=kind, **fn.declaration), "quick", 0, [fn.breaks])
     run_on_cases(fn, tmp_path / "cases", tmp_path / "results")
     [result] = judge(tmp_path / "cases", tmp_path / "results").targets[0].clauses
     assert result.clause == fn.breaks and result.status == "failed", result.message
