@@ -39,12 +39,6 @@ def restored(array: np.ndarray, dtype: str) -> np.ndarray:
     return array.view(numpy_dtype("bfloat16")) if dtype == "bfloat16" else array
 
 
-def load(path: Path, dtype: str | None = None) -> np.ndarray:
-    """The array of the ``.npy`` file ``path`` (never unpickled), as ``dtype`` names it in the manifest."""
-    array = np.load(path, allow_pickle=False)
-    return array if dtype is None else restored(array, dtype)
-
-
 class ArrayStore:
     """The folder of an export's arrays: :meth:`add` writes an array once and gives its path relative to the export."""
 

@@ -14,6 +14,7 @@ from typing import Any
 from ..declaration import Declaration
 from ..options import OPTIONS
 from .arrays import plain
+from .index import INDEX
 from .schema import problem
 
 MANIFEST = "manifest.json"
@@ -37,8 +38,6 @@ def schema() -> dict[str, Any]:
 
 def header(declaration: Declaration, profile: str, seed: int, versions: dict[str, str]) -> dict[str, Any]:
     """The fields of a manifest before its cases: format, kind, profile, seed, versions, declaration, index."""
-    from .index import INDEX
-
     fields = {name: plain(getattr(declaration, name)) for name in OPTIONS}
     return {"format": FORMAT, "version": VERSION, "kind": declaration.kind, "profile": profile, "seed": seed,
             "versions": versions, "declaration": {"kind": declaration.kind, **fields},
