@@ -1,7 +1,9 @@
 """The ``kqv`` command line.
 
 ``kqv check [TARGET ...]`` checks attention implementations clause by clause (no TARGET: every
-built-in backend available here); ``kqv selfcheck`` verifies the spec's derivations and the
+built-in backend available here); ``kqv export DIR`` writes the cases of a check as files for an
+implementation in another language, and ``kqv judge DIR RESULTS`` judges the outputs it wrote
+(:mod:`kqv.conformance.export`); ``kqv selfcheck`` verifies the spec's derivations and the
 reference against its oracle. Exit status: 0 when everything conforms (or passes), 1 when a clause
 fails, 2 for usage errors and targets that cannot be loaded.
 """
@@ -11,15 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import OPTIONS, RUN_OPTIONS, from_namespace, integer
-
-
-def _declaration_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("declaration", "what a TARGET given as a function supports and which "
-                                      "conventions it follows (for a built-in or a Backend object, each option "
-                                      "given replaces its declared value)")
-    for option in OPTIONS.values():
-        option.add_to(group)
+from .export.commands import add_commands, run_export, run_judge
+from .options import RUN_OPTIONS, add_declaration_options, from_namespace, integer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--markdown", metavar="FILE", help="write the report as Markdown to FILE")
     for name in ("arrays", "jobs", "isolation", "timeout"):
         RUN_OPTIONS[name].add_to(check)
-    _declaration_options(check)
+    add_declaration_options(check)
+    add_commands(commands)
     selfcheck = commands.add_parser("selfcheck", help="check the spec's derivations and the reference "
                                     "against the mpmath oracle and torch")
     selfcheck.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
@@ -104,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.command == "selfcheck":
         return _selfcheck(arguments)
+    if arguments.command in ("export", "judge"):
+        run = run_export if arguments.command == "export" else run_judge
+        return run(arguments, parser)
     return _check(arguments, parser)
 
 

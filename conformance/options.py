@@ -129,6 +129,16 @@ def _option(name: str, item: dataclasses.Field) -> Option:
 OPTIONS: dict[str, Option] = {name: _option(name, item) for name, item in FIELDS.items() if name not in NOT_OPTIONS}
 
 
+def add_declaration_options(parser: Any,
+                            description: str = "what a TARGET given as a function supports and which conventions it "
+                                               "follows (for a built-in or a Backend object, each option given "
+                                               "replaces its declared value)") -> None:
+    """The declaration fields as options of a command (``kqv check``, ``kqv export``), in a group of their own."""
+    group = parser.add_argument_group("declaration", description)
+    for option in OPTIONS.values():
+        option.add_to(group)
+
+
 def integer(minimum: int) -> Callable[[str], int]:
     """An argparse type: an integer >= ``minimum``."""
     def parse(text: str) -> int:

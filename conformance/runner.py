@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections import Counter
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 from hypothesis import HealthCheck, Verbosity, given, settings
@@ -37,6 +37,19 @@ from .profiles import Profile, profile as lookup_profile
 from .report.data import ClauseResult, DtypeResult, TargetReport
 
 Progress = Callable[[str, dict], None]
+Explored = tuple[str, str, int, "Case | None"]  # (status, message, examples, the failing case or None)
+
+
+class CaseSource(Protocol):
+    """Where the cases of a run come from when hypothesis does not draw them (``kqv judge``: those of an export).
+
+    ``explore`` runs one check at one dtype, as :func:`explore` does (its status may also be ``skipped``, with the
+    reason as message); ``reproduce`` is the command that shows the failures of a clause again.
+    """
+
+    def explore(self, check: Check, dtype: str | None, context: Context, captured: Captured) -> Explored: ...
+
+    def reproduce(self, clause: str) -> str: ...
 
 ARRAY_PRINT_LIMIT = 64  # arrays with more elements are summarised, the case rebuilds them exactly
 FATAL_CASES = {"crashed": 25, "hung": 1}  # per check and dtype, shrinking included: each hang costs the timeout
@@ -115,7 +128,7 @@ def _explore(check: Check, executor: Executor, declaration: Declaration, dtype: 
         if _exhausted(fatal, limits) and key not in fatal:
             return  # enough workers lost: the shrinking stops at the smallest fatal case so far
         examples[0] += 1
-        outcome = fatal.get(key) or _absorbed(executor.run(check, case), context, captured)
+        outcome = fatal.get(key) or absorbed(executor.run(check, case), context, captured)
         if outcome.fatal:
             fatal[key] = outcome
         if outcome.status == "failed":
@@ -156,13 +169,13 @@ def _stopped(fatal: dict[str, Outcome], limits: dict[str, int]) -> str:
 def replay_case(check: Check, executor: Executor, case: Case, context: Context,
                 captured: Captured) -> tuple[str, str]:
     """Run one check on one given case: ``(status, message)``."""
-    outcome = _absorbed(executor.run(check, case), context, captured)
+    outcome = absorbed(executor.run(check, case), context, captured)
     if outcome.status == "failed":
         return "failed", outcome.failure().explained()
     return "passed", ""
 
 
-def _absorbed(outcome: Outcome, context: Context, captured: Captured) -> Outcome:
+def absorbed(outcome: Outcome, context: Context, captured: Captured) -> Outcome:
     """The outcome, once what it observed is in ``context`` and what it printed in ``captured``."""
     for name, records in outcome.observations.items():
         context.observations.setdefault(name, []).extend(records)
@@ -197,26 +210,27 @@ def _conventions(backend: Backend, context: Context) -> dict[str, dict[str, str]
 def run_backend(backend: Backend, profile: str | Profile = "ci", seed: int = 0, clauses: list[str] | None = None,
                 progress: Progress | None = None, origin: str | None = None, replay: Case | None = None,
                 isolation: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
-                executor: Executor | None = None) -> TargetReport:
+                executor: Executor | None = None, source: CaseSource | None = None) -> TargetReport:
     """Check ``backend`` clause by clause and return its :class:`TargetReport`.
 
     ``origin`` is how the target was named on the command line (for the reproduce command);
     ``replay`` runs the selected checks on that one case instead of drawing cases. ``isolation``
     runs the backend in a worker process (None: wherever the system allows it), with ``timeout``
     seconds per call (0: none); without it, in this process. An ``executor`` given is used (and left
-    open) instead.
+    open) instead. A ``source`` gives the cases of each check and dtype instead of hypothesis.
     """
     if executor is not None:
-        return _run(backend, executor, profile, seed, clauses, progress, origin, replay)
+        return _run(backend, executor, profile, seed, clauses, progress, origin, replay, source)
     executor = executor_for(backend, isolation, timeout)
     try:
-        return _run(backend, executor, profile, seed, clauses, progress, origin, replay)
+        return _run(backend, executor, profile, seed, clauses, progress, origin, replay, source)
     finally:
         executor.close()
 
 
 def _run(backend: Backend, executor: Executor, profile: str | Profile, seed: int, clauses: list[str] | None,
-         progress: Progress | None, origin: str | None, replay: Case | None) -> TargetReport:
+         progress: Progress | None, origin: str | None, replay: Case | None,
+         source: CaseSource | None = None) -> TargetReport:
     profile = lookup_profile(profile) if isinstance(profile, str) else profile
     checks = selected_checks(backend.kind, clauses)
     origin = origin or backend.name
@@ -245,6 +259,11 @@ def _run(backend: Backend, executor: Executor, profile: str | Profile, seed: int
             if replay is not None:
                 status, message = replay_case(check, executor, replay, context, captured)
                 examples, case = 1, (replay if status == "failed" else None)
+            elif source is not None:
+                status, message, examples, case = source.explore(check, dtype, context, captured)
+                if status == "skipped":
+                    result.dtypes.append(DtypeResult(dtype, "skipped", message))
+                    continue
             else:
                 status, message, examples, case = explore(check, executor, declaration, dtype, profile, seed, context,
                                                           captured)
@@ -257,7 +276,8 @@ def _run(backend: Backend, executor: Executor, profile: str | Profile, seed: int
                                              case.to_json() if case is not None else None))
             if case is not None and result.counterexample is None:
                 result.counterexample = f"{case.describe()}\n{_arrays_text(case)}".strip()
-                result.reproduce = _reproduce(origin, backend.kind, check.clause, case)
+                result.reproduce = source.reproduce(check.clause) if source is not None else \
+                    _reproduce(origin, backend.kind, check.clause, case)
         if check.finish is not None and replay is None:
             trouble = check.finish(context, declaration)
             if trouble:
@@ -267,8 +287,9 @@ def _run(backend: Backend, executor: Executor, profile: str | Profile, seed: int
                 message = message if known is None else f"known departure: {known.reason}; {message}"
                 result.dtypes.append(DtypeResult(None, status, message))
                 result.counterexample = "\n\n".join(f"{case.describe()}\n{_arrays_text(case)}".strip() for case in cases)
-                result.reproduce = f"kqv check {origin} --kind {backend.kind} --clause {check.clause} " \
-                                   f"--profile {profile.name} --seed {seed}"
+                result.reproduce = source.reproduce(check.clause) if source is not None else \
+                    f"kqv check {origin} --kind {backend.kind} --clause {check.clause} --profile {profile.name} " \
+                    f"--seed {seed}"
         result.message = _summary(result)
         result.printed = dict(captured.counts)
         results.append(_merge(results, result))

@@ -26,11 +26,13 @@ def test_wheel_installs_in_a_fresh_venv_and_imports(tmp_path: Path) -> None:
     _run(python, "-m", "pip", "install", "-q", wheel, cwd=tmp_path)
     script = (
         "import kqv.spec, kqv.reference, kqv.conformance, pathlib;"
+        "from kqv.conformance.export.manifest import schema;"  # package data: the schema of kqv export's manifest
         "print(len(kqv.spec.CLAUSES));"
+        "print(schema()['title'].replace(' ', '-'));"
         "print(pathlib.Path(kqv.reference.__file__).parent.parent)"
     )
-    clause_count, location = _run(python, "-c", script, cwd=tmp_path).split()
-    assert int(clause_count) > 0
+    clause_count, title, location = _run(python, "-c", script, cwd=tmp_path).split()
+    assert int(clause_count) > 0 and title == "kqv-export-manifest"
     assert Path(location).resolve().is_relative_to(environment.resolve()), location
 
 

@@ -81,6 +81,19 @@ class ClauseResult:
 
 
 @dataclass
+class CaseProblem:
+    """An output of one case of an export that is missing, malformed or not a number (``kqv judge``), and the clauses
+    whose examples call the case."""
+
+    case: str
+    problem: str
+    clauses: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"case": self.case, "problem": self.problem, "clauses": self.clauses}
+
+
+@dataclass
 class TargetReport:
     """The clauses of one target (a backend of one kind)."""
 
@@ -93,6 +106,7 @@ class TargetReport:
     seconds: float = 0.0
     variants: tuple[str, ...] = ()  # the variants of the sdpa contract the backend declares
     ran_in: str = ""  # "a worker process", or "this process" and why
+    problems: list[CaseProblem] = field(default_factory=list)  # kqv judge: the outputs missing or malformed, by case
 
     @property
     def conformant(self) -> bool:
@@ -106,7 +120,8 @@ class TargetReport:
                 "description": self.description, "dtypes": list(self.dtypes), "variants": list(self.variants),
                 "conventions": self.conventions, "ran_in": self.ran_in,
                 "counts": self.counts(), "seconds": round(self.seconds, 3),
-                "clauses": [result.to_dict() for result in self.clauses]}
+                "clauses": [result.to_dict() for result in self.clauses],
+                "problems": [problem.to_dict() for problem in self.problems]}
 
 
 @dataclass

@@ -54,4 +54,11 @@ def render(report: Report) -> str:
         lines += [f"| {t.target} | `{r.clause}` | {count} | `{text.replace('|', '/').replace('`', chr(39))}` |"
                   for t, r, text, count in printed]
         lines.append("")
+    problems = [(t, problem) for t in report.targets for problem in t.problems]
+    if problems:
+        lines += ["## Outputs missing, malformed or not numbers", "", "| target | case | problem | clauses |",
+                  "|---|---|---|---|"]
+        lines += [f"| {t.target} | `{problem.case}` | {problem.problem.replace('|', '/')} | "
+                  f"{', '.join(f'`{c}`' for c in problem.clauses)} |" for t, problem in problems]
+        lines.append("")
     return "\n".join(lines)

@@ -41,8 +41,26 @@ def _printed(report: Report, console: Console) -> None:
         console.print(table)
 
 
-def show(report: Report, console: Console) -> None:
-    """Print the whole report."""
+PROBLEMS_SHOWN = 10  # cases whose outputs are missing or malformed; the JSON has them all
+
+
+def _problems(report: Report, console: Console) -> None:
+    """The cases of an export whose outputs are missing, malformed or not numbers (``kqv judge``)."""
+    table = Table(title="outputs missing, malformed or not numbers, by case", title_justify="left")
+    for column in ("target", "case", "problem", "clauses"):
+        table.add_column(column)
+    for target in report.targets:
+        for problem in target.problems[:PROBLEMS_SHOWN]:
+            table.add_row(target.target, problem.case, escape(problem.problem), ", ".join(problem.clauses))
+        if len(target.problems) > PROBLEMS_SHOWN:
+            table.add_row(target.target, "", f"[dim]and {len(target.problems) - PROBLEMS_SHOWN} more cases (--json "
+                          f"has them all)[/dim]", "")
+    if table.row_count:
+        console.print(table)
+
+
+def show(report: Report, console: Console, command: str = "kqv check") -> None:
+    """Print the whole report (``command``, the one that made it, names it in the last line)."""
     for kind in kinds(report):
         labels, rows = matrix(report, kind)
         table = Table(title=f"{kind}: clauses by backend", title_justify="left")
@@ -78,6 +96,7 @@ def show(report: Report, console: Console) -> None:
             console.print(Panel("\n".join(body), title=f"{result.status.upper()} {target.target} ({target.kind}): "
                                 f"{result.clause}, {escape(spec.title)}", title_align="left", border_style=style))
     _printed(report, console)
+    _problems(report, console)
     for target in report.targets:
         if target.ran_in.startswith("this process ("):
             console.print(f"[dim]{escape(target.target)} ({target.kind}) ran in {escape(target.ran_in)}[/dim]")
@@ -86,4 +105,4 @@ def show(report: Report, console: Console) -> None:
     summary = ", ".join(f"{t.target} ({t.kind}) {'conformant' if t.conformant else 'NOT conformant'} in "
                         f"{t.seconds:.1f} s" for t in report.targets)
     verdict = "[green]conformant[/green]" if report.conformant else "[bold red]not conformant[/bold red]"
-    console.print(f"kqv check ({report.profile} profile, seed {report.seed}): {verdict}. {summary}")
+    console.print(f"{command} ({report.profile} profile, seed {report.seed}): {verdict}. {summary}")

@@ -185,6 +185,14 @@ def test_error_model_and_masking_figures(site: Path) -> None:
 MATRIX = Path(__file__).resolve().parents[2] / "docs" / "conformance-matrix.json"
 
 
+def test_other_languages_page_shows_the_kernel_and_the_schema(site: Path) -> None:
+    page = (site / "other-languages.html").read_text(encoding="utf-8")
+    assert "Checking an implementation in another language" in page
+    assert "CAUSAL_REACH" in page  # docs/examples/c/attention.c, included whole
+    assert "kqv export manifest" in page and "rows_without_keys" in page  # the schema, included whole
+    assert "other-languages.html" in (site / "index.html").read_text(encoding="utf-8")
+
+
 def test_conformance_matrix_covers_every_builtin_backend() -> None:
     # The page's report must be regenerated when a built-in backend is added (docs/conformance-matrix.md).
     from kqv.conformance.backends import BUILTINS

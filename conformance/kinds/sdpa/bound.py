@@ -117,17 +117,30 @@ def call_bound(call: Prepared, weights: np.ndarray, precision: Precision) -> np.
 
 def prepared(inputs: SdpaInputs, alignment: str = "top-left", masked_rows: str = "zeros") -> Prepared:
     """The float64 :class:`~kqv.reference.prepare.Prepared` call of ``inputs`` (the rounded inputs, exactly)."""
-    mask = None if inputs.attn_mask is None else (inputs.attn_mask if inputs.attn_mask.dtype == np.bool_
-                                                  else as_float64(inputs.attn_mask))
-    return prepare(*(as_float64(a) for a in (inputs.query, inputs.key, inputs.value)), mask, inputs.is_causal,
-                   inputs.scale, causal_alignment=alignment, masked_rows=masked_rows, **inputs.keywords)
+    return prepared_call(inputs.query, inputs.key, inputs.value, inputs.attn_mask, inputs.is_causal, inputs.scale,
+                         inputs.keywords, alignment, masked_rows)
+
+
+def prepared_call(query: np.ndarray, key: np.ndarray, value: np.ndarray, attn_mask: np.ndarray | None = None,
+                  is_causal: bool = False, scale: float | None = None, keywords: dict | None = None,
+                  alignment: str = "top-left", masked_rows: str = "zeros") -> Prepared:
+    """The float64 :class:`~kqv.reference.prepare.Prepared` call of one ``sdpa`` call as a backend receives it (the
+    arrays in any floating dtype, bfloat16 included; ``keywords`` those of the variants that change what it
+    computes)."""
+    mask = None if attn_mask is None else (attn_mask if attn_mask.dtype == np.bool_ else as_float64(attn_mask))
+    return prepare(*(as_float64(a) for a in (query, key, value)), mask, is_causal, scale, causal_alignment=alignment,
+                   masked_rows=masked_rows, **(keywords or {}))
 
 
 def lse_expectation(inputs: SdpaInputs, precision: Precision, returned: str,
                     alignment: str = "top-left") -> tuple[np.ndarray, np.ndarray]:
     """The reference lse ``(*batch, L)`` (``-inf`` on rows that keep no key) and its :func:`lse_bound` for an lse
     returned in the dtype ``returned`` (clauses ``lse.definition``, ``lse.empty-row``)."""
-    call = prepared(inputs, alignment)
+    return call_lse_expectation(prepared(inputs, alignment), precision, returned)
+
+
+def call_lse_expectation(call: Prepared, precision: Precision, returned: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`lse_expectation` of a :class:`~kqv.reference.prepare.Prepared` call."""
     lse = attend_with_lse(call)[3]
     return lse, lse_bound(call, lse, precision, returned)
 
@@ -140,7 +153,11 @@ def sdpa_expectation(inputs: SdpaInputs, precision: Precision, alignment: str = 
     NaN, or the mean of the values within the error of an ``S``-term mean. With sinks they are
     exactly 0 whatever ``masked_rows`` (clause ``sinks.empty-row``: the call's convention is zeros).
     """
-    call = prepared(inputs, alignment, masked_rows)
+    return call_expectation(prepared(inputs, alignment, masked_rows), precision)
+
+
+def call_expectation(call: Prepared, precision: Precision) -> Expectation:
+    """:func:`sdpa_expectation` of a :class:`~kqv.reference.prepare.Prepared` call (its ``masked_rows`` included)."""
     weights, _, expected = attend(call)  # (*batch, L, S), (*batch, L, Ev): zeros on empty rows
     bound = call_bound(call, weights, precision)
     keep = call.kept()
