@@ -195,6 +195,49 @@ def test_conformance_matrix_covers_every_builtin_backend() -> None:
     assert report["profile"] == "ci"
 
 
+class _Tables(HTMLParser):
+    """The tables of a page: each a list of rows, each row the text of its cells."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th") and self.tables:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_conformance_matrix_cells_say_at_which_dtypes_a_status_was_met(site: Path) -> None:
+    # A clause that passes at three dtypes and departs at float64 reads "pass; xfail f64", not "xfail".
+    from kqv.conformance.report.cells import parts, text
+
+    report = json.loads(MATRIX.read_text(encoding="utf-8"))
+    parser = _Tables()
+    parser.feed((site / "conformance-matrix.html").read_text(encoding="utf-8"))
+    kinds = [kind for kind in ("sdpa", "mha", "pe") if any(t["kind"] == kind for t in report["targets"])]
+    matrices = [table for table in parser.tables if table[0][:1] == ["clause"]]  # one per kind, in that order
+    shown = {(kind, header[i], row[0]): cell for kind, (header, *rows) in zip(kinds, matrices)
+             for row in rows for i, cell in enumerate(row) if i}
+    expected = {(t["kind"], t["target"], c["clause"]): text(parts((d["dtype"], d["status"]) for d in c["dtypes"]))
+                for t in report["targets"] for c in t["clauses"]}
+    assert len(matrices) == len(kinds)
+    assert {key: shown.get(key) for key in expected} == expected
+
+
 def test_conformance_matrix_page_renders_the_report(site: Path) -> None:
     report = json.loads(MATRIX.read_text(encoding="utf-8"))
     page = (site / "conformance-matrix.html").read_text(encoding="utf-8")
