@@ -4,6 +4,7 @@ its anchor, and the clause extension turns an unknown clause id into a build err
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -180,6 +181,87 @@ def test_error_model_and_masking_figures(site: Path) -> None:
     images = {image.name for image in (site / "_images").glob("*.png")}
     assert "error-model-1.png" in images
     assert {"masking-1.png", "padding_masks.png"} <= images
+
+
+RAW_LATEX = re.compile(r"\$|\\[A-Za-z]+|\\[()\[\]]")  # a dollar, a command, \( \) \[ \] as text
+NOT_PROSE = {"math", "code", "pre", "script", "style", "svg"}
+
+
+class _Math(HTMLParser):
+    """Per clause anchor, its display formulas rendered as MathML; per page, text outside math and code that reads as
+    raw LaTeX; the addresses of the scripts and stylesheets the page loads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks: dict[str, int] = {}
+        self.raw: list[str] = []
+        self.loads: list[str] = []
+        self._clause: str | None = None
+        self._divs = 0  # the divs open inside the clause's container
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        element_id = attributes.get("id") or ""
+        if tag == "div" and self._clause is None and element_id.startswith("clause-"):
+            self._clause, self._divs = element_id.removeprefix("clause-"), 0
+            self.blocks[self._clause] = 0
+        if tag == "div" and self._clause is not None:
+            self._divs += 1
+        if tag == "math" and attributes.get("display") == "block" and self._clause is not None:
+            self.blocks[self._clause] += 1
+        if tag == "script" and attributes.get("src"):
+            self.loads.append(attributes["src"] or "")
+        if tag == "link" and attributes.get("rel") == "stylesheet":
+            self.loads.append(attributes.get("href") or "")
+        self._skip += tag in NOT_PROSE
+
+    def handle_endtag(self, tag: str) -> None:
+        self._skip -= tag in NOT_PROSE
+        if tag == "div" and self._clause is not None:
+            self._divs -= 1
+            if not self._divs:
+                self._clause = None
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip and RAW_LATEX.search(data):
+            self.raw.append(data.strip())
+
+
+def _math(page: Path) -> _Math:
+    parser = _Math()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_every_formula_of_every_clause_renders_as_mathml(site: Path) -> None:
+    blocks: dict[str, int] = {}
+    for page in sorted(site.glob("*.html")):
+        blocks.update(_math(page).blocks)
+    for clause_id, item in CLAUSES.items():
+        steps = len(item.derivation.steps) if item.derivation is not None else 0
+        assert blocks.get(clause_id) == bool(item.latex) + steps, clause_id
+
+
+def test_no_page_shows_raw_latex_or_loads_from_another_site(site: Path) -> None:
+    # MathML built into the page (docs/_ext/kqv_mathml.py): no MathJax, no CDN, math readable offline.
+    for page in sorted(site.glob("*.html")):
+        parsed = _math(page)
+        assert not parsed.raw, (page.name, parsed.raw)
+        remote = [address for address in parsed.loads if "//" in address or "mathjax" in address.lower()]
+        assert not remote, (page.name, remote)
+    assert "<math" in (site / "error-model.html").read_text(encoding="utf-8")
+
+
+def test_a_formula_that_does_not_convert_fails_the_build(tmp_path: Path) -> None:
+    source = _tiny_project(tmp_path, "# Tiny\n\nA known formula $x^2$ and an unknown command $\\frobnicate{x}$.\n")
+    conf = source / "conf.py"
+    conf.write_text(conf.read_text(encoding="utf-8").replace("'sphinx.ext.mathjax'", "'kqv_mathml'")
+                    + "myst_enable_extensions = ['dollarmath']\nhtml_math_renderer = 'mathml'\n", encoding="utf-8")
+    done = _sphinx(source, tmp_path / "out")
+    assert done.returncode != 0, _output(done)
+    assert "formula not rendered as MathML" in done.stdout + done.stderr, _output(done)
+    assert "\\frobnicate" in done.stdout + done.stderr, _output(done)
 
 
 MATRIX = Path(__file__).resolve().parents[2] / "docs" / "conformance-matrix.json"
