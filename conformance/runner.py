@@ -193,18 +193,25 @@ def _conventions(backend: Backend, context: Context) -> dict[str, dict[str, str]
     conventions: dict[str, dict[str, str]] = {}
     reported = KINDS[backend.kind].conventions
     if "masked_rows" in reported:
-        if declaration.masked_rows is not None:
-            conventions["masked_rows"] = {"value": declaration.masked_rows, "source": "declared"}
-        else:
-            seen = masked_rows.observed(context)
-            conventions["masked_rows"] = {"value": seen or "not observed",
-                                          "source": "observed" if seen else "undeclared"}
+        conventions["masked_rows"] = _masked_rows(declaration.masked_rows,
+                                                  masked_rows.described(context, declaration.masked_rows))
     if "causal_alignment" in reported:
         conventions["causal_alignment"] = {"value": declaration.alignment,
                                            "source": "declared" if declaration.causal_alignment else "default"}
     for name, value in declaration.conventions:
         conventions[name] = {"value": value, "source": "adapter"}
     return conventions
+
+
+def _masked_rows(declared: str | None, seen: str | None) -> dict[str, str]:
+    """The fully-masked-row convention the report shows: what the rows that keep no key returned whenever one was
+    drawn (under a declared departure too), the declaration when they followed it, ``not observed`` when no example
+    drew such a row."""
+    if declared is not None and seen in (None, declared):
+        return {"value": declared, "source": "declared"}
+    if seen is None:
+        return {"value": "not observed", "source": "undeclared"}
+    return {"value": seen, "source": "observed" if declared is None else f"observed; declared {declared}"}
 
 
 def run_backend(backend: Backend, profile: str | Profile = "ci", seed: int = 0, clauses: list[str] | None = None,

@@ -17,7 +17,7 @@ release = "0.1.0"
 
 extensions = [
     "myst_parser",
-    "sphinx.ext.mathjax",
+    "kqv_mathml",
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "matplotlib.sphinxext.plot_directive",
@@ -32,6 +32,9 @@ exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store"]
 root_doc = "index"
 
 myst_enable_extensions = ["dollarmath", "amsmath"]
+
+# Math as MathML converted at build time (docs/_ext/kqv_mathml.py): no MathJax, nothing loaded from a CDN.
+html_math_renderer = "mathml"
 myst_heading_anchors = 3
 
 html_theme = "furo"

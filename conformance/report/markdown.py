@@ -5,12 +5,14 @@ from __future__ import annotations
 from kqv.spec import CLAUSES
 
 from ..links import clause_url
-from .data import SYMBOLS, Report
+from .cells import SEPARATOR, Part
+from .data import Report
 from .matrix import conventions, kinds, matrix
 
 
-def _cell(status: str) -> str:
-    return {"": "", "failed": "**FAIL**"}.get(status, SYMBOLS.get(status, status))
+def _cell(cell: list[Part]) -> str:
+    """A cell's words, its failures in bold: ``pass; **FAIL f16**``."""
+    return SEPARATOR.join(f"**{words}**" if status == "failed" else words for status, words in cell)
 
 
 def render(report: Report) -> str:
@@ -22,8 +24,8 @@ def render(report: Report) -> str:
         labels, rows = matrix(report, kind)
         lines += [f"## {kind}", "", "| clause | " + " | ".join(labels) + " |",
                   "|---|" + "---|" * len(labels)]
-        for clause, statuses in rows:
-            lines.append(f"| [`{clause}`]({clause_url(clause)}) | " + " | ".join(_cell(s) for s in statuses) + " |")
+        for clause, cells in rows:
+            lines.append(f"| [`{clause}`]({clause_url(clause)}) | " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
     names, rows = conventions(report)
     if names:

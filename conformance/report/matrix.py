@@ -1,6 +1,7 @@
 """The two tables of a report, shared by the terminal and Markdown renderers.
 
-The matrix: one table per kind, a row per clause (in the spec's order), a column per target.
+The matrix: one table per kind, a row per clause (in the spec's order), a column per target; a cell
+says at which dtypes a status was met when it differs by dtype (:mod:`.cells`).
 The conventions: a row per target, a column per convention (fully masked rows, causal alignment,
 and what the adapters map: mask polarity, layout), each value with where it comes from.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 from kqv.spec import CLAUSES
 
 from ..declaration import KINDS
-from .data import Report, TargetReport
+from .cells import Part, parts
+from .data import ClauseResult, Report, TargetReport
 
 
 def label(target: TargetReport) -> str:
@@ -22,12 +24,17 @@ def kinds(report: Report) -> list[str]:
     return [kind for kind in KINDS if kind in present]
 
 
-def matrix(report: Report, kind: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """``(column labels, [(clause id, [status per column, "" when not checked])])`` for one kind."""
+def cell(result: ClauseResult | None) -> list[Part]:
+    """The cell of one clause of one target: ``[(status, words)]``, ``[]`` when it was not checked."""
+    return [] if result is None else parts((d.dtype, d.status) for d in result.dtypes)
+
+
+def matrix(report: Report, kind: str) -> tuple[list[str], list[tuple[str, list[list[Part]]]]]:
+    """``(column labels, [(clause id, [cell per column])])`` for one kind (a cell: :func:`cell`)."""
     targets = [t for t in report.targets if t.kind == kind]
-    by_target = [{r.clause: r.status for r in t.clauses} for t in targets]
-    checked = {clause for statuses in by_target for clause in statuses}
-    rows = [(clause, [statuses.get(clause, "") for statuses in by_target]) for clause in CLAUSES if clause in checked]
+    by_target = [{r.clause: r for r in t.clauses} for t in targets]
+    checked = {clause for results in by_target for clause in results}
+    rows = [(clause, [cell(results.get(clause)) for results in by_target]) for clause in CLAUSES if clause in checked]
     return [label(t) for t in targets], rows
 
 

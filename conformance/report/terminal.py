@@ -11,14 +11,21 @@ from rich.text import Text
 from kqv.spec import CLAUSES
 
 from ..links import clause_url
-from .data import SYMBOLS, Report
+from .cells import SEPARATOR, Part
+from .data import Report
 from .matrix import conventions, kinds, matrix
 
 STYLES = {"passed": "green", "failed": "bold red", "skipped": "dim", "xfailed": "yellow", "xpassed": "yellow"}
 
 
-def _status(status: str) -> Text:
-    return Text(SYMBOLS.get(status, status), style=STYLES.get(status, ""))
+def _cell(cell: list[Part]) -> Text:
+    """A cell's words, each part in the colour of its status: ``pass; xfail f64`` green, then yellow."""
+    text = Text()
+    for index, (status, words) in enumerate(cell):
+        if index:
+            text.append(SEPARATOR)
+        text.append(words, style=STYLES.get(status, ""))
+    return text
 
 
 PRINTED_SHOWN = 3  # distinct messages per clause on the terminal; the JSON has them all
@@ -67,8 +74,8 @@ def show(report: Report, console: Console, command: str = "kqv check") -> None:
         table.add_column("clause")
         for name in labels:
             table.add_column(name, justify="center")
-        for clause, statuses in rows:
-            table.add_row(Text(clause, style=f"link {clause_url(clause)}"), *(_status(s) for s in statuses))
+        for clause, cells in rows:
+            table.add_row(Text(clause, style=f"link {clause_url(clause)}"), *(_cell(c) for c in cells))
         console.print(table)
     names, rows = conventions(report)
     if names:

@@ -14,7 +14,8 @@ Directives (MyST: ```` ```{kqv-checks} ````):
     boundaries: how many, and the sizes.
 ``kqv-report``
     Takes a path to a JSON report written by ``kqv check --json`` (relative to the page) and
-    renders its matrix of clauses by backends per kind, its conventions table, each target's
+    renders its matrix of clauses by backends per kind (a cell says at which dtypes a status was
+    met when it differs by dtype: ``pass; xfail f64``), its conventions table, each target's
     dtypes and time, the known departures seen (with their reproducers), the backends not
     available where it was measured, and the versions it was measured with. With ``:summary:``,
     one row per target instead: its dtypes, its counts of clauses passed, departed as declared,
@@ -38,11 +39,16 @@ from sphinx.util.docutils import SphinxDirective
 from kqv.conformance.checks import checks_for
 from kqv.conformance.declaration import FIELDS
 from kqv.conformance.profiles import PROFILES
+from kqv.conformance.report.cells import parts, text
 from kqv.spec import CLAUSES
 
 logger = logging.getLogger(__name__)
 
-SYMBOLS = {"passed": "pass", "failed": "FAIL", "skipped": "skip", "xfailed": "xfail", "xpassed": "xpass", "": ""}
+
+
+def _matrix_cell(result: dict[str, Any] | None) -> str:
+    """The words of a clause's cell from its per-dtype results (``pass; xfail f64``); empty when not checked."""
+    return "" if result is None else text(parts((d["dtype"], d["status"]) for d in result["dtypes"]))
 
 
 def _clause_ref(clause_id: str, docname: str) -> nodes.Node:
@@ -158,9 +164,9 @@ class ReportDirective(SphinxDirective):
             targets = [t for t in report["targets"] if t["kind"] == kind]
             if not targets:
                 continue
-            statuses = [{c["clause"]: c["status"] for c in t["clauses"]} for t in targets]
-            clauses = [c for c in CLAUSES if any(c in s for s in statuses)]
-            rows = [[_clause_ref(clause, self.env.docname), *(SYMBOLS[s.get(clause, "")] for s in statuses)]
+            results = [{c["clause"]: c for c in t["clauses"]} for t in targets]
+            clauses = [c for c in CLAUSES if any(c in r for r in results)]
+            rows = [[_clause_ref(clause, self.env.docname), *(_matrix_cell(r.get(clause)) for r in results)]
                     for clause in clauses]
             result.append(nodes.rubric("", f"{kind}: clauses by backend"))
             result.append(_table(["clause", *(t["target"] for t in targets)], rows))

@@ -4,6 +4,7 @@ its anchor, and the clause extension turns an unknown clause id into a build err
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -182,6 +183,87 @@ def test_error_model_and_masking_figures(site: Path) -> None:
     assert {"masking-1.png", "padding_masks.png"} <= images
 
 
+RAW_LATEX = re.compile(r"\$|\\[A-Za-z]+|\\[()\[\]]")  # a dollar, a command, \( \) \[ \] as text
+NOT_PROSE = {"math", "code", "pre", "script", "style", "svg"}
+
+
+class _Math(HTMLParser):
+    """Per clause anchor, its display formulas rendered as MathML; per page, text outside math and code that reads as
+    raw LaTeX; the addresses of the scripts and stylesheets the page loads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks: dict[str, int] = {}
+        self.raw: list[str] = []
+        self.loads: list[str] = []
+        self._clause: str | None = None
+        self._divs = 0  # the divs open inside the clause's container
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        element_id = attributes.get("id") or ""
+        if tag == "div" and self._clause is None and element_id.startswith("clause-"):
+            self._clause, self._divs = element_id.removeprefix("clause-"), 0
+            self.blocks[self._clause] = 0
+        if tag == "div" and self._clause is not None:
+            self._divs += 1
+        if tag == "math" and attributes.get("display") == "block" and self._clause is not None:
+            self.blocks[self._clause] += 1
+        if tag == "script" and attributes.get("src"):
+            self.loads.append(attributes["src"] or "")
+        if tag == "link" and attributes.get("rel") == "stylesheet":
+            self.loads.append(attributes.get("href") or "")
+        self._skip += tag in NOT_PROSE
+
+    def handle_endtag(self, tag: str) -> None:
+        self._skip -= tag in NOT_PROSE
+        if tag == "div" and self._clause is not None:
+            self._divs -= 1
+            if not self._divs:
+                self._clause = None
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip and RAW_LATEX.search(data):
+            self.raw.append(data.strip())
+
+
+def _math(page: Path) -> _Math:
+    parser = _Math()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_every_formula_of_every_clause_renders_as_mathml(site: Path) -> None:
+    blocks: dict[str, int] = {}
+    for page in sorted(site.glob("*.html")):
+        blocks.update(_math(page).blocks)
+    for clause_id, item in CLAUSES.items():
+        steps = len(item.derivation.steps) if item.derivation is not None else 0
+        assert blocks.get(clause_id) == bool(item.latex) + steps, clause_id
+
+
+def test_no_page_shows_raw_latex_or_loads_from_another_site(site: Path) -> None:
+    # MathML built into the page (docs/_ext/kqv_mathml.py): no MathJax, no CDN, math readable offline.
+    for page in sorted(site.glob("*.html")):
+        parsed = _math(page)
+        assert not parsed.raw, (page.name, parsed.raw)
+        remote = [address for address in parsed.loads if "//" in address or "mathjax" in address.lower()]
+        assert not remote, (page.name, remote)
+    assert "<math" in (site / "error-model.html").read_text(encoding="utf-8")
+
+
+def test_a_formula_that_does_not_convert_fails_the_build(tmp_path: Path) -> None:
+    source = _tiny_project(tmp_path, "# Tiny\n\nA known formula $x^2$ and an unknown command $\\frobnicate{x}$.\n")
+    conf = source / "conf.py"
+    conf.write_text(conf.read_text(encoding="utf-8").replace("'sphinx.ext.mathjax'", "'kqv_mathml'")
+                    + "myst_enable_extensions = ['dollarmath']\nhtml_math_renderer = 'mathml'\n", encoding="utf-8")
+    done = _sphinx(source, tmp_path / "out")
+    assert done.returncode != 0, _output(done)
+    assert "formula not rendered as MathML" in done.stdout + done.stderr, _output(done)
+    assert "\\frobnicate" in done.stdout + done.stderr, _output(done)
+
+
 MATRIX = Path(__file__).resolve().parents[2] / "docs" / "conformance-matrix.json"
 
 
@@ -201,6 +283,49 @@ def test_conformance_matrix_covers_every_builtin_backend() -> None:
     measured = {t["target"] for t in report["targets"]} | {u["target"] for u in report["unavailable"]}
     assert measured == set(BUILTINS)
     assert report["profile"] == "ci"
+
+
+class _Tables(HTMLParser):
+    """The tables of a page: each a list of rows, each row the text of its cells."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th") and self.tables:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_conformance_matrix_cells_say_at_which_dtypes_a_status_was_met(site: Path) -> None:
+    # A clause that passes at three dtypes and departs at float64 reads "pass; xfail f64", not "xfail".
+    from kqv.conformance.report.cells import parts, text
+
+    report = json.loads(MATRIX.read_text(encoding="utf-8"))
+    parser = _Tables()
+    parser.feed((site / "conformance-matrix.html").read_text(encoding="utf-8"))
+    kinds = [kind for kind in ("sdpa", "mha", "pe") if any(t["kind"] == kind for t in report["targets"])]
+    matrices = [table for table in parser.tables if table[0][:1] == ["clause"]]  # one per kind, in that order
+    shown = {(kind, header[i], row[0]): cell for kind, (header, *rows) in zip(kinds, matrices)
+             for row in rows for i, cell in enumerate(row) if i}
+    expected = {(t["kind"], t["target"], c["clause"]): text(parts((d["dtype"], d["status"]) for d in c["dtypes"]))
+                for t in report["targets"] for c in t["clauses"]}
+    assert len(matrices) == len(kinds)
+    assert {key: shown.get(key) for key in expected} == expected
 
 
 def test_conformance_matrix_page_renders_the_report(site: Path) -> None:

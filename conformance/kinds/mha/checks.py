@@ -112,7 +112,8 @@ def fully_masked_row(backend, case, context):
     expectations = {convention: expectation(backend, inputs, case, convention) for convention in MASKED_ROWS}
     judged = expectations["zeros"]
     empty = judged.empty  # (B, L)
+    matched = masked_rows.observe(result, empty, expectations, context, case)
     rows = np.broadcast_to(empty[..., None], result.shape)
     agree(np.where(rows, 0.0, result), np.where(rows, 0.0, judged.expected), judged.bound,
           what="the output rows that keep a key")
-    masked_rows.judge_masked_rows(result, empty, expectations, backend.declaration, context, case)
+    masked_rows.judge_masked_rows(result, empty, matched, backend.declaration)
