@@ -66,6 +66,7 @@ nitpick_ignore = [
     ("py:class", "mpmath.mpf"),
     ("py:class", "numpy.random._generator.Generator"),
     ("py:class", "argparse.Namespace"),
+    ("py:class", "pathlib.Path"),
     ("py:class", "collections.Counter"),
     ("py:class", "warnings.WarningMessage"),
     ("py:class", "multiprocessing.connection.Connection"),

@@ -4,6 +4,7 @@ the declared ones, the strict pass and the stale entry."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,15 @@ def test_a_bad_file_exits_2_naming_it(tmp_path: Path) -> None:
     done = _kqv("check", "numpy", "--kind", "pe", "--profile", "quick", "--expected-failures", str(path))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"--expected-failures: {path}, departure 1 (line 1): the key reason is missing" in done.stderr
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+@pytest.mark.parametrize("page", ["conformance.md", "tutorial.md"])
+def test_the_documented_files_are_valid(tmp_path: Path, page: str) -> None:
+    blocks = re.findall(r"^```toml\n(.*?)^```", (DOCS / page).read_text(encoding="utf-8"), re.S | re.M)
+    assert blocks, f"{page} shows no known-deviations file"
+    for block in blocks:
+        known = load(_file(tmp_path, block))
+        assert known.entries and not known.warnings

@@ -3,11 +3,11 @@
 A model that generates text attends each new query row (or a chunk of them) to the keys and values
 cached so far. Clause ``cache.decode`` says this reproduces the rows of the bottom-right causal
 call on the whole sequence; the check feeds the backend the rows that way and compares each step
-with those rows. Bottom-right backends get chunks of rows with ``is_causal`` (a single row without it,
-unless the backend is causal-only: on one row it keeps every key of the prefix anyway); top-left ones
-single rows without a mask (one row against its own prefix needs none), which a causal-only top-left
-backend cannot take. With ``kv_lengths`` declared,
-each step is also made on the cache padded to ``S`` with fresh numbers, the lengths its prefix.
+with those rows. Bottom-right backends get chunks of rows with ``is_causal`` (a single row without
+it, unless the backend is causal-only: on one row it keeps every key of the prefix anyway); top-left
+ones single rows without a mask (one row against its own prefix needs none), which a causal-only
+top-left backend cannot take. With ``kv_lengths`` declared, each step is also made on the cache
+padded to ``S`` with fresh numbers, the lengths its prefix.
 """
 
 from __future__ import annotations
