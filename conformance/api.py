@@ -12,6 +12,8 @@ import platform
 from typing import Any, Callable
 
 from .backend import Backend
+from .contract import refusal
+from .expected_failures import apply, load, target_names
 from .kinds import case_from_json
 from .loading import adapter_for, resolve
 from .options import DEFAULT_TIMEOUT, with_overrides
@@ -37,26 +39,34 @@ def versions() -> dict[str, str]:
 
 
 def backends_of(fn: Any, kind: str | None, arrays: str, declaration: dict[str, Any], name: str | None) -> list[Backend]:
-    """The backends a :func:`check` call names."""
+    """The backends a :func:`check` call names; a TypeError, with both signatures, for a callable that cannot take
+    the calls of its kind."""
     if isinstance(fn, str):
         return resolve(fn, kind, declaration, arrays)
     if isinstance(fn, Backend):
-        return [with_overrides(fn, declaration)]  # a new Backend: the caller's keeps its declaration
-    if not callable(fn):
+        backend = with_overrides(fn, declaration)  # a new Backend: the caller's keeps its declaration
+    elif not callable(fn):
         raise TypeError(f"fn: expected a callable, a kqv Backend or a target string, got {type(fn).__name__}")
-    from .declaration import Declaration
+    else:
+        from .declaration import Declaration
 
-    decl = Declaration(kind=kind or "sdpa", **declaration)
-    label = name or getattr(fn, "__qualname__", None) or repr(fn)
-    return [Backend(label, fn, decl, adapter_for(arrays, decl.device))]
+        decl = Declaration(kind=kind or "sdpa", **declaration)
+        label = name or getattr(fn, "__qualname__", None) or repr(fn)
+        backend = Backend(label, fn, decl, adapter_for(arrays, decl.device))
+    refused = refusal(backend.fn, backend.declaration, repr(backend.name))
+    if refused:
+        raise TypeError(refused)
+    return [backend]
 
 
 def check(fn: Callable[..., Any] | Backend | str, kind: str | None = None, *, profile: str = "ci", seed: int = 0,
           clauses: list[str] | None = None, arrays: str = "numpy", name: str | None = None,
           progress: Progress | None = None, isolation: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
-          jobs: int = 1, **declaration: Any) -> Report:
+          jobs: int = 1, expected_failures_file: str | None = None, **declaration: Any) -> Report:
     """Check ``fn`` clause by clause and return the report (``report.conformant``, ``report.to_json()``, ...).
 
+    ``expected_failures_file`` is a known-deviations file (:mod:`kqv.conformance.expected_failures`; an
+    ``ExpectedFailuresError`` when it is not one), whose entries join the backend's declared ones.
     ``isolation`` runs the backend in a worker process (None, the default: on POSIX systems), so that a
     crash or a call longer than ``timeout`` seconds fails its case; ``False`` calls it here (for pdb).
     ``jobs`` > 1 checks that many clauses at once in driver processes (spawned: a script that calls it
@@ -65,6 +75,7 @@ def check(fn: Callable[..., Any] | Backend | str, kind: str | None = None, *, pr
     from .jobs import run_jobs
 
     lookup_profile(profile)
+    known = None if expected_failures_file is None else load(expected_failures_file)
     if timeout < 0:
         raise ValueError(f"timeout: expected a number of seconds >= 0, got {timeout!r}")
     if not isinstance(jobs, int) or jobs < 1:
@@ -75,7 +86,8 @@ def check(fn: Callable[..., Any] | Backend | str, kind: str | None = None, *, pr
     else:
         targets = [run_backend(backend, profile, seed, clauses, progress, isolation=isolation, timeout=timeout)
                    for backend in backends]
-    return Report(targets, profile, seed, versions=versions())
+    report = Report(targets, profile, seed, versions=versions())
+    return report if known is None else apply(report, known, [target_names(b) for b in backends])
 
 
 def replay(fn: Callable[..., Any] | Backend | str, kind: str | None = None, *, clause: str, case: str,

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "printed by a failure)")
     check.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE")
     check.add_argument("--markdown", metavar="FILE", help="write the report as Markdown to FILE")
-    for name in ("arrays", "jobs", "isolation", "timeout"):
+    for name in ("arrays", "jobs", "isolation", "timeout", "expected-failures"):
         RUN_OPTIONS[name].add_to(check)
     add_declaration_options(check)
     add_commands(commands)
@@ -79,7 +79,7 @@ def _check(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         session = plan(arguments.targets, kind=arguments.kind, profile=arguments.profile, seed=arguments.seed,
                        clauses=arguments.clauses, overrides=from_namespace(arguments), arrays=arguments.arrays,
                        replay=arguments.replay, isolation=arguments.isolation, timeout=arguments.timeout,
-                       jobs=arguments.jobs or available_cores())
+                       jobs=arguments.jobs or available_cores(), expected_failures=arguments.expected_failures)
     except (UsageError, LoadError) as error:
         parser.exit(2, f"kqv check: error: {error}\n")
     report = session.run(reporter())

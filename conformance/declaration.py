@@ -72,9 +72,12 @@ class Declaration:
     bool_mask: bool = _option("accepts a bool attn_mask (True = the key takes part)", default=True)
     float_mask: bool = _option("accepts a floating attn_mask added to the scores (-inf allowed)", default=True)
     causal: bool = _option("accepts is_causal=True", default=True)
+    non_causal: bool = _option("accepts is_causal=False (False: a causal-only backend; every case is drawn with "
+                               "is_causal=True, and the checks that need calls without it are skipped)", default=True)
     mask_with_causal: bool = _option("accepts attn_mask together with is_causal=True", default=True)
     scale: bool = _option("accepts an explicit scale (sdpa)", default=True)
-    cross_lengths: bool = _option("accepts L != S (queries and keys of different lengths)", default=True)
+    cross_lengths: bool = _option("accepts L != S (queries and keys of different lengths; False: every case has L = S)",
+                                  default=True)
     value_width: bool = _option("accepts a value width Ev != E (sdpa) or d_v != d_k (mha)", default=True)
     batch_dims: tuple[int, ...] = _option("numbers of leading batch dims it accepts (sdpa: 0, 1, 2)",
                                           default=BATCH_DIMS)
@@ -93,6 +96,9 @@ class Declaration:
     heads_split_model: bool = _option("mha: needs num_heads * d_k = num_heads * d_v = d_model, as "
                                       "torch.nn.MultiheadAttention does", default=False)
     biases: bool = _option("mha: accepts the biases b_q, b_k, b_v, b_o", default=True)
+    cross_attention: bool = _option("mha: accepts x_kv other than x_q (False: self-attention only; x_kv is x_q, so "
+                                    "L = S, in every case)", default=True)
+    odd_d_model: bool = _option("pe: accepts an odd d_model (False: every d_model drawn is even)", default=True)
     conventions: tuple[tuple[str, str], ...] = _option("other conventions the adapter maps (mask polarity, "
                                                        "layout), reported as they are", default=())
     expected_failures: tuple[ExpectedFailure, ...] = _option("known departures: reported as expected failures",
@@ -112,6 +118,11 @@ class Declaration:
         for item in dataclasses.fields(self):
             if item.type == "bool" and not isinstance(getattr(self, item.name), bool):
                 raise TypeError(f"{item.name}: expected True or False, got {getattr(self, item.name)!r}")
+        if not self.causal and not self.non_causal:
+            raise ValueError("causal, non_causal: a backend takes is_causal=True or is_causal=False; both are False")
+        if not self.non_causal and not self.mask_with_causal and (self.bool_mask or self.float_mask):
+            raise ValueError("non_causal=False with mask_with_causal=False: every call is causal and none may take an "
+                             "attn_mask; declare bool_mask=False and float_mask=False too, or mask_with_causal=True")
         batch_dims = tuple(self.batch_dims)
         if not batch_dims or any(n not in BATCH_DIMS for n in batch_dims):
             raise ValueError(f"batch_dims: expected a non-empty subset of {BATCH_DIMS}, got {self.batch_dims!r}")

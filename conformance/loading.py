@@ -3,7 +3,9 @@
 The object a target names is either a :class:`~kqv.conformance.backend.Backend` (callable,
 declaration and adapter together: the small file a third party writes) or a plain callable, which
 is wrapped with a declaration from the caller's options. Anything that cannot be loaded raises
-:class:`LoadError` with a message that says what was tried; the CLI turns it into exit status 2.
+:class:`LoadError` with a message that says what was tried, and so does a callable whose signature
+cannot take the calls of its kind (:mod:`kqv.conformance.contract`); the CLI turns it into exit
+status 2.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from .adapters import NumpyAdapter, TorchAdapter
 from .backend import Backend, Recipe
 from .backends import BUILTINS, builtin
+from .contract import refusal
 from .declaration import Declaration
 from .options import ARRAYS, with_overrides
 
@@ -128,4 +131,7 @@ def resolve(target: str, kind: str | None = None, overrides: dict[str, Any] | No
         missing = backend.unavailable()
         if missing:
             raise LoadError(f"{target!r} cannot run here: {missing}")
+        refused = None if target in BUILTINS else refusal(backend.fn, backend.declaration, f"target {target!r}")
+        if refused:
+            raise LoadError(refused)
     return [dataclasses.replace(backend, recipe=Recipe(target, backend.kind, overrides, arrays)) for backend in backends]

@@ -100,6 +100,14 @@ def backend_raised(error: BaseException) -> str:
     return f"the backend raised {type(error).__name__}: {first_line}"[:500]
 
 
+def declare_unsupported(asked: list[str], declarations: list[tuple[str, str]]) -> str:
+    """After a ``NotImplementedError``: what the call asked for and the declarations that mark it unsupported."""
+    which = "this" if len(asked) == 1 else "one of these"
+    ways = " or ".join(f"{flag} ({python})" for flag, python in declarations)
+    return (f"; the call that raised it had {', '.join(asked)}: if the implementation does not support {which}, "
+            f"declare it: {ways}")
+
+
 def backend_returned(problem: Any) -> str:
     """``problem`` says what was returned instead of an array of the backend's type, e.g. ``returned builtins.list``."""
     return f"the backend {problem}"

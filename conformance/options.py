@@ -173,11 +173,12 @@ class RunOption:
     choices: tuple[str, ...] | None = None
     type: Callable[[str], Any] | None = None
     flag: bool = False  # ``--name`` and ``--no-name``
+    metavar: str | None = None
 
     def add_to(self, group: Any, prefix: str = "--") -> None:
         """Add it to argparse (``group.add_argument``) or pytest (``group.addoption``) as ``prefix + name``."""
         add = getattr(group, "addoption", None) or group.add_argument
-        dest = ("kqv_" if prefix == "--kqv-" else "") + self.name
+        dest = ("kqv_" if prefix == "--kqv-" else "") + self.name.replace("-", "_")
         if self.flag:
             add(prefix + self.name, dest=dest, action=argparse.BooleanOptionalAction, default=self.default,
                 help=self.help)
@@ -187,6 +188,8 @@ class RunOption:
             keywords["choices"] = list(self.choices)
         if self.type is not None:
             keywords["type"] = self.type
+        if self.metavar is not None:
+            keywords["metavar"] = self.metavar
         add(prefix + self.name, dest=dest, **keywords)
 
 
@@ -202,6 +205,10 @@ RUN_OPTIONS: dict[str, RunOption] = {
     "isolation": RunOption("isolation", "run each backend in a worker process, so that a crash or a hang fails the "
                            "case that caused it and the run goes on (default on POSIX systems; --no-isolation calls "
                            "it in this process, for pdb)", None, flag=True),
+    "expected-failures": RunOption("expected-failures", "a known-deviations file (TOML, one [[departure]] table per "
+                                   "known departure: clause, reason, dtypes, target, kind, strict): the failures it "
+                                   "lists are expected; a pass of a listed one fails the run unless strict = false; "
+                                   "an entry nothing in the run matched is reported as stale", metavar="FILE"),
     "timeout": RunOption("timeout", "seconds one call of the backend may take before it fails its case "
                          f"(default {DEFAULT_TIMEOUT:g}; 0: no limit; with isolation only)", DEFAULT_TIMEOUT, None, seconds),
 }

@@ -61,7 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config._kqv_plan = plan(targets, kind=config.getoption("kqv_kind"), profile=config.getoption("kqv_profile"),
                                 seed=config.getoption("kqv_seed"), overrides=_declarations(config),
                                 arrays=config.getoption("kqv_arrays"), isolation=config.getoption("kqv_isolation"),
-                                timeout=config.getoption("kqv_timeout"))
+                                timeout=config.getoption("kqv_timeout"),
+                                expected_failures=config.getoption("kqv_expected_failures"))
     except (UsageError, LoadError) as error:
         raise pytest.UsageError(f"kqv: {error}") from None
     config._kqv_reports = []
@@ -115,6 +116,11 @@ class ClauseItem(pytest.Item):
 
         report = run_backend(self.backend, self.plan.profile, self.plan.seed, [self.clause], origin=self.origin,
                              executor=_executor(self.config, self.backend))
+        if self.plan.expected is not None:  # the entries of --kqv-expected-failures (stale ones are not reported here)
+            from .expected_failures import apply, target_names
+            from .report.data import Report
+
+            apply(Report([report]), self.plan.expected, [target_names(self.backend)])
         # a property travels with the test's report, to pytest-xdist's controller too
         self.user_properties.append(("kqv_conventions", json.dumps(
             {"target": report.target, "kind": report.kind, "conventions": report.conventions})))

@@ -148,6 +148,13 @@ def needs_variant(name: str) -> Requirement:
     return requirement
 
 
+def needs_non_causal(declaration: Declaration) -> str | None:
+    """A requirement of the checks whose property is about calls without ``is_causal`` (a permutation of positions)."""
+    if declaration.non_causal:
+        return None
+    return "the check needs calls without is_causal, and the backend declares causal calls only (non_causal=False)"
+
+
 def needs_batch(declaration: Declaration) -> str | None:
     return None if any(n >= 1 for n in declaration.batch_dims) else "the backend declares no batch dims (batch_dims=(0,))"
 

@@ -297,7 +297,7 @@ def _run(backend: Backend, executor: Executor, profile: str | Profile, seed: int
                 result.reproduce = source.reproduce(check.clause) if source is not None else \
                     f"kqv check {origin} --kind {backend.kind} --clause {check.clause} --profile {profile.name} " \
                     f"--seed {seed}"
-        result.message = _summary(result)
+        result.message = summary(result)
         result.printed = dict(captured.counts)
         results.append(_merge(results, result))
         notify("clause", {"target": backend.name, "clause": check.clause, "status": result.status})
@@ -325,11 +325,12 @@ def _merge(results: list[ClauseResult], result: ClauseResult) -> ClauseResult:
     earlier.counterexample = earlier.counterexample or result.counterexample
     earlier.reproduce = earlier.reproduce or result.reproduce
     earlier.printed = dict(Counter(earlier.printed) + Counter(result.printed))
-    earlier.message = _summary(earlier)
+    earlier.message = summary(earlier)
     return earlier
 
 
-def _summary(result: ClauseResult) -> str:
+def summary(result: ClauseResult) -> str:
+    """The one-line message of a clause: what failed, was expected to fail or passed, and what was skipped, by dtype."""
     parts = []
     for status in ("failed", "xfailed", "xpassed"):
         for outcome in (d for d in result.dtypes if d.status == status):

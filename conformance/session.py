@@ -1,7 +1,8 @@
 """One ``kqv check`` session: which backends to run (validated first), then the run itself.
 
-Everything the user can get wrong (a target that does not load, an unknown clause id, a malformed
-replay case) is found by :func:`plan` and raised as :class:`UsageError` or ``LoadError`` before any
+Everything the user can get wrong (a target that does not load or whose signature cannot take the
+calls of its kind, an unknown clause id, a malformed replay case, a bad known-deviations file) is found by
+:func:`plan` and raised as :class:`UsageError` or ``LoadError`` before any
 check runs, so the command reports it with exit status 2; errors after that are kqv's own bugs and
 are not disguised as usage errors.
 """
@@ -20,6 +21,7 @@ from .checks import checks_for
 from .kinds import Case, case_from_json
 from .loading import LoadError, resolve
 from .executors import isolation_available
+from .expected_failures import ExpectedFailures, ExpectedFailuresError, apply, load, target_names
 from .options import DEFAULT_TIMEOUT, command_words, with_overrides
 from .profiles import profile as lookup_profile
 from .report.data import Report, Unavailable
@@ -41,6 +43,7 @@ class Plan:
     isolation: bool | None = None  # None: wherever the system allows it
     timeout: float = DEFAULT_TIMEOUT
     jobs: int = 1  # driver processes checking clauses at once
+    expected: ExpectedFailures | None = None  # the entries of a known-deviations file (--expected-failures)
 
     def run(self, progress: Progress | None = None) -> Report:
         from .api import versions
@@ -53,7 +56,10 @@ class Plan:
             targets = [run_backend(backend, self.profile, self.seed, self.clauses, progress, origin, self.replay,
                                    self.isolation, self.timeout)
                        for backend, origin in self.backends]
-        return Report(targets, "replay" if self.replay else self.profile, self.seed, self.unavailable, versions())
+        report = Report(targets, "replay" if self.replay else self.profile, self.seed, self.unavailable, versions())
+        if self.expected is not None:
+            apply(report, self.expected, [target_names(backend) for backend, _ in self.backends])
+        return report
 
 
 def _command_words(target: str, overrides: dict[str, Any], arrays: str) -> str:
@@ -66,7 +72,7 @@ def _command_words(target: str, overrides: dict[str, Any], arrays: str) -> str:
 def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", seed: int = 0,
          clauses: list[str] | None = None, overrides: dict[str, Any] | None = None, arrays: str = "numpy",
          replay: str | None = None, isolation: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
-         jobs: int = 1) -> Plan:
+         jobs: int = 1, expected_failures: str | None = None) -> Plan:
     """Resolve and validate a session; raises :class:`UsageError` or ``LoadError`` naming the problem."""
     overrides = overrides or {}
     for clause_id in clauses or ():
@@ -137,7 +143,11 @@ def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", se
         raise UsageError(f"--timeout: expected a number of seconds >= 0, got {timeout!r}")
     if jobs < 1:
         raise UsageError(f"--jobs: expected an integer >= 1, got {jobs!r}")
-    return Plan(chosen, profile, seed, clauses, case, unavailable, isolation, timeout, jobs)
+    try:
+        expected = None if expected_failures is None else load(expected_failures)
+    except ExpectedFailuresError as error:
+        raise UsageError(f"--expected-failures: {error}") from None
+    return Plan(chosen, profile, seed, clauses, case, unavailable, isolation, timeout, jobs, expected)
 
 
 def run_session(targets: list[str], progress: Progress | None = None, **options: Any) -> Report:

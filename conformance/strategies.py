@@ -89,6 +89,17 @@ def widths(draw, declaration: Declaration, profile: Profile, min_width: int = 1)
     return E, Ev
 
 
+def causal_flags(declaration: Declaration, wanted: tuple[bool, ...]) -> tuple[bool, ...]:
+    """The ``is_causal`` flags among ``wanted`` the backend accepts (``causal``, ``non_causal``).
+
+    Where it accepts none of them, the one it does accept: a causal-only backend (``non_causal=False``) gets
+    causal calls from a check that draws non-causal ones (a check whose property needs calls without
+    ``is_causal`` requires ``non_causal`` and is skipped instead).
+    """
+    accepted = tuple(flag for flag in wanted if (declaration.causal if flag else declaration.non_causal))
+    return accepted or (not declaration.non_causal,)
+
+
 def supported_masks(declaration: Declaration, kinds: tuple[str, ...]) -> tuple[str, ...]:
     """The mask kinds among ``kinds`` the backend accepts (``none`` always)."""
     allowed = {"none": True, "bool": declaration.bool_mask, "float": declaration.float_mask}

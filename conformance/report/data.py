@@ -145,6 +145,7 @@ class Report:
     seed: int = 0
     unavailable: list[Unavailable] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # stale entries of a known-deviations file, ...
 
     @property
     def conformant(self) -> bool:
@@ -153,7 +154,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {"conformant": self.conformant, "profile": self.profile, "seed": self.seed,
                 "versions": self.versions, "targets": [t.to_dict() for t in self.targets],
-                "unavailable": [u.to_dict() for u in self.unavailable]}
+                "unavailable": [u.to_dict() for u in self.unavailable], "warnings": self.warnings}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

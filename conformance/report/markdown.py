@@ -37,6 +37,8 @@ def render(report: Report) -> str:
         lines += ["## Not checked here", ""]
         lines += [f"- `{u.target}` ({u.kind}): {u.reason}" for u in report.unavailable]
         lines.append("")
+    if report.warnings:
+        lines += ["## Warnings", ""] + [f"- {warning}" for warning in report.warnings] + [""]
     details = [(t, r) for t in report.targets for r in t.clauses if r.status in ("failed", "xfailed")]
     if details:
         lines += ["## Failures and known departures", ""]

@@ -109,6 +109,8 @@ def show(report: Report, console: Console, command: str = "kqv check") -> None:
             console.print(f"[dim]{escape(target.target)} ({target.kind}) ran in {escape(target.ran_in)}[/dim]")
     for missing in report.unavailable:
         console.print(f"[dim]not checked: {missing.target} ({missing.kind}): {escape(missing.reason)}[/dim]")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning: {escape(warning)}[/yellow]")
     summary = ", ".join(f"{t.target} ({t.kind}) {'conformant' if t.conformant else 'NOT conformant'} in "
                         f"{t.seconds:.1f} s" for t in report.targets)
     verdict = "[green]conformant[/green]" if report.conformant else "[bold red]not conformant[/bold red]"

@@ -33,6 +33,8 @@ def test_every_declaration_field_is_an_option_of_the_command_line() -> None:
 @pytest.mark.parametrize(("words", "expected"), [
     (["--masked-rows", "nan"], {"masked_rows": "nan"}),
     (["--no-float-mask", "--gqa"], {"float_mask": False, "gqa": True}),
+    (["--no-non-causal", "--no-cross-attention", "--no-odd-d-model"],
+     {"non_causal": False, "cross_attention": False, "odd_d_model": False}),
     (["--dtypes", "float32,bfloat16", "--batch-dims", "1,2"], {"dtypes": ("float32", "bfloat16"),
                                                               "batch_dims": (1, 2)}),
 ])

@@ -58,3 +58,12 @@ def test_bad_plugin_options_are_usage_errors(tmp_path: Path) -> None:
     assert done.returncode == 4 and "kqv: target 'no-such-backend'" in done.stderr
     done = pytest_in(tmp_path, "--kqv-target", "numpy", "--kqv-declare", "masked_rows")
     assert done.returncode == 4 and "expected NAME=VALUE" in done.stderr
+
+
+def test_a_known_deviations_file_marks_its_clauses(tmp_path: Path) -> None:
+    (tmp_path / "xfails.toml").write_text('[[departure]]\nclause = "pe.sinusoid"\nreason = "thought wrong"\n\n'
+                                          '[[departure]]\nclause = "pe.bounded"\nreason = "flaky"\nstrict = false\n')
+    done = pytest_in(tmp_path, "--kqv-target", "numpy", "--kqv-kind", "pe", "--kqv-profile", "quick",
+                     "--kqv-expected-failures", str(tmp_path / "xfails.toml"), "-k", "sinusoid or bounded")
+    assert done.returncode == 1, done.stdout + done.stderr  # the strict entry passed: a failure
+    assert "expected to fail (thought wrong" in done.stdout and "1 failed, 1 passed" in done.stdout

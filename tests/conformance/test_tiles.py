@@ -65,7 +65,7 @@ def test_the_masks_meet_the_tiles() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(case=mha_cases(Declaration(kind="mha"), "float64", PROFILES["quick"].at_tiles()),
-       pe=pe_cases(PROFILES["quick"].at_tiles()))
+       pe=pe_cases(Declaration(kind="pe"), PROFILES["quick"].at_tiles()))
 def test_mha_and_pe_reach_their_boundaries(case, pe) -> None:
     widths, lengths = set(PROFILES["quick"].width_boundaries()), set(PROFILES["quick"].length_boundaries())
     assert {case.d_k, case.d_model} & widths or case.S in lengths

@@ -11,6 +11,7 @@ from ...registry import CheckFailure, agree
 from ...dtypes import as_float64
 from ...messages import wrong_shape
 from ...tolerance import Expectation, Precision
+from ...unsupported import Feature, causal_feature, hint, layout_features, mask_features
 from .bound import mha_expectation
 from .case import MhaCase, MhaInputs
 
@@ -41,7 +42,26 @@ def call(backend: Any, inputs: MhaInputs, layout: str = "contiguous") -> Invocat
     try:
         return invoke(backend, tuple(getattr(inputs, name) for name in NAMES), kwargs, NAMES, layout)
     except BackendError as error:
-        raise CheckFailure(str(error)) from None
+        raise CheckFailure(str(error) + hint(error, features(inputs, layout))) from None
+
+
+def features(inputs: MhaInputs, layout: str = "contiguous") -> list[Feature]:
+    """What the call asks of the backend, each with the declaration that marks it unsupported (for the hint after a
+    ``NotImplementedError``): x_kv other than x_q, its mask, layout, lengths, widths, biases and causal flag."""
+    h, d_model = inputs.num_heads, inputs.x_q.shape[-1]
+    d_k, d_v = inputs.w_q.shape[-1] // h, inputs.w_v.shape[-1] // h
+    found = [] if inputs.x_kv is inputs.x_q else [Feature("x_kv other than x_q", "cross_attention")]
+    found += mask_features(inputs.is_causal, inputs.attn_mask)
+    found += layout_features(layout, inputs.x_q.shape[-2], inputs.x_kv.shape[-2])
+    if d_v != d_k:
+        found.append(Feature(f"d_v != d_k (d_k = {d_k}, d_v = {d_v})", "value_width"))
+    if h * d_k != d_model or h * d_v != d_model:
+        found.append(Feature(f"num_heads * d_k = {h * d_k} and num_heads * d_v = {h * d_v} with d_model = {d_model}",
+                             "heads_split_model", True))
+    given = [name for name in ALL_BIASES if getattr(inputs, f"b_{name}") is not None]
+    if given:
+        found.append(Feature(f"the biases {', '.join('b_' + name for name in given)}", "biases"))
+    return found + causal_feature(inputs.is_causal)
 
 
 def output(backend: Any, inputs: MhaInputs, layout: str = "contiguous") -> np.ndarray:

@@ -69,7 +69,8 @@ def single_head(backend, case, context):
     judge(backend, case)
 
 
-@check("mha.cross-attention", "mha", _cases(cross=True, weights=("normal", "large")))
+@check("mha.cross-attention", "mha", _cases(cross=True, weights=("normal", "large")),
+       requires=(needs("cross_attention", "cross-attention, x_kv other than x_q"),))
 def cross_attention(backend, case, context):
     """Queries come from x_q, keys and values from x_kv (L != S where the backend takes it)."""
     judge(backend, case)

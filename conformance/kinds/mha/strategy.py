@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from ...declaration import Declaration
 from ...profiles import Profile
-from ...strategies import choice, integers, seeds, sizes, supported_masks, tile_sizes
+from ...strategies import causal_flags, choice, integers, seeds, sizes, supported_masks, tile_sizes
 from .case import MhaCase
 
 
@@ -16,7 +16,8 @@ def mha_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, w
               min_heads: int = 1, max_heads: int | None = None, biases: tuple[tuple[str, ...], ...] = ((),),
               masks: tuple[str, ...] = ("none",), causal: tuple[bool, ...] = (False,), empty_rows: bool = False,
               cross: bool = False, self_attention: tuple[bool, ...] = (False,), every_tile: bool = False) -> MhaCase:
-    """An ``mha`` case; ``cross`` makes L and S differ where the backend accepts it.
+    """An ``mha`` case; ``cross`` makes L and S differ where the backend accepts it; a backend of self-attention only
+    (``cross_attention=False``) gets ``x_kv`` = ``x_q`` in every case.
 
     At tile boundaries (``profile.tiles``) the head width ``d_k``, the model width ``d_model`` or the
     key length sits on either side of a tile size (clause ``attention.tile-boundaries``); with
@@ -32,14 +33,14 @@ def mha_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, w
     d_model = h * d_k if declaration.heads_split_model else draw(sizes(profile.max_width))
     if axis == "d_model" or (every_tile and not declaration.heads_split_model):
         d_model = draw(tile_sizes(profile.width_boundaries()))
-    is_self = draw(choice(self_attention))
+    is_self = draw(choice(self_attention)) if declaration.cross_attention else True
     S = draw(sizes(profile.max_length))
     if axis == "S" or every_tile:
         S = draw(tile_sizes(profile.length_boundaries()))
     L = S if is_self or not declaration.cross_lengths else draw(sizes(profile.max_length))
-    if cross and declaration.cross_lengths and L == S:
+    if cross and declaration.cross_lengths and L == S and not is_self:
         L = S + 1
-    is_causal = draw(choice(tuple(c for c in causal if declaration.causal or not c) or (False,)))
+    is_causal = draw(choice(causal_flags(declaration, causal)))
     mask_kinds = supported_masks(declaration, masks)
     if is_causal and not declaration.mask_with_causal:
         mask_kinds = tuple(kind for kind in mask_kinds if kind == "none")

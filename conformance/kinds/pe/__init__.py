@@ -15,7 +15,7 @@ from .strategy import pe_cases
 KIND = Kind(
     name="pe", case=PeCase, output_layout="(length, d_model)", leading="the declared dtypes",
     inputs=lambda case: case, arrays=lambda case: {}, call=call, output=output, expectation=None,
-    general=lambda declaration, dtype, profile: pe_cases(profile), shared=("impl.determinism",),
+    general=lambda declaration, dtype, profile: pe_cases(declaration, profile), shared=("impl.determinism",),
 )
 
 __all__ = ["KIND", "PeCase"]

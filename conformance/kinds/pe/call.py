@@ -11,6 +11,7 @@ from ...registry import CheckFailure
 from ...dtypes import DTYPES, as_float64, name_of
 from ...messages import undeclared_dtype, unknown_dtype, wrong_shape
 from ...tolerance import Precision
+from ...unsupported import Feature, hint
 from .case import PeCase
 
 LAYOUT = "(length, d_model)"
@@ -21,7 +22,12 @@ def call(backend: Any, case: PeCase, layout: str = "contiguous") -> Invocation:
     try:
         return invoke(backend, (case.length, case.d_model), {}, ("length", "d_model"))
     except BackendError as error:
-        raise CheckFailure(str(error)) from None
+        raise CheckFailure(str(error) + hint(error, features(case))) from None
+
+
+def features(case: PeCase) -> list[Feature]:
+    """What the call asks of the backend with the declaration that marks it unsupported: an odd d_model."""
+    return [Feature(f"an odd d_model ({case.d_model})", "odd_d_model")] if case.d_model % 2 else []
 
 
 def encode(backend, case):

@@ -11,7 +11,7 @@ import numpy as np
 
 from kqv.reference import sinusoidal_positional_encoding
 
-from ...registry import CheckFailure, check
+from ...registry import CheckFailure, check, needs
 from ...compare import mismatch
 from ...dtypes import UNIT_ROUNDOFF
 from .bound import pe_bound
@@ -68,19 +68,20 @@ def judge(backend, case) -> None:
         raise CheckFailure(str(found) + _variant(result, bound, case))
 
 
-@check("pe.sinusoid", "pe", lambda d, dtype, p: pe_cases(p), per_dtype=False, foundation=True)
+@check("pe.sinusoid", "pe", lambda d, dtype, p: pe_cases(d, p), per_dtype=False, foundation=True)
 def sinusoid(backend, case, context):
     """PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(the same angle)."""
     judge(backend, case)
 
 
-@check("pe.odd-d-model", "pe", lambda d, dtype, p: pe_cases(p, parity="odd"), per_dtype=False)
+@check("pe.odd-d-model", "pe", lambda d, dtype, p: pe_cases(d, p, parity="odd"), per_dtype=False,
+       requires=(needs("odd_d_model", "odd widths d_model"),))
 def odd_d_model(backend, case, context):
     """An odd d_model keeps its last, unpaired sine column."""
     judge(backend, case)
 
 
-@check("pe.bounded", "pe", lambda d, dtype, p: pe_cases(p), per_dtype=False)
+@check("pe.bounded", "pe", lambda d, dtype, p: pe_cases(d, p), per_dtype=False)
 def bounded(backend, case, context):
     """|PE| <= 1, and each sine-cosine pair lies on the unit circle."""
     result, precision = encode(backend, case)
@@ -95,7 +96,7 @@ def bounded(backend, case, context):
         raise CheckFailure(str(found))
 
 
-@check("pe.wavelengths", "pe", lambda d, dtype, p: pe_cases(p, parity="even", min_length=2, min_d_model=2),
+@check("pe.wavelengths", "pe", lambda d, dtype, p: pe_cases(d, p, parity="even", min_length=2, min_d_model=2),
        per_dtype=False)
 def wavelengths(backend, case, context):
     """Pair i turns by w_i = 10000^(-2i/d_model) per position: wavelengths 2 pi 10000^(2i/d_model)."""
@@ -112,7 +113,7 @@ def wavelengths(backend, case, context):
                            f"per pair, measured {seen[0] if len(seen) else 1:.6g})")
 
 
-@check("pe.rotation", "pe", lambda d, dtype, p: pe_cases(p, parity="even", min_length=2, min_d_model=2),
+@check("pe.rotation", "pe", lambda d, dtype, p: pe_cases(d, p, parity="even", min_length=2, min_d_model=2),
        per_dtype=False)
 def rotation(backend, case, context):
     """PE(pos + k) is PE(pos) with pair i rotated by the angle k w_i."""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from ...declaration import Declaration
 from ...profiles import Profile
 from ...strategies import sizes, tile_sizes
 from .case import PeCase
 
 
 @st.composite
-def pe_cases(draw, profile: Profile, *, parity: str = "any", min_length: int = 1, min_d_model: int = 1) -> PeCase:
-    """A ``pe`` case; ``parity`` is ``any``, ``even`` or ``odd`` (of ``d_model``).
+def pe_cases(draw, declaration: Declaration, profile: Profile, *, parity: str = "any", min_length: int = 1,
+             min_d_model: int = 1) -> PeCase:
+    """A ``pe`` case; ``parity`` is ``any``, ``even`` or ``odd`` (of ``d_model``); ``any`` is ``even`` for a backend
+    that declares no odd widths (``odd_d_model=False``).
 
     At tile boundaries (``profile.tiles``) ``d_model`` sits on either side of a tile size (64, 128,
     256, ...) and the length on either side of a long block of positions.
@@ -19,6 +22,8 @@ def pe_cases(draw, profile: Profile, *, parity: str = "any", min_length: int = 1
     d_model = draw(sizes(profile.max_d_model, min_d_model))
     if profile.tiles:
         d_model = draw(tile_sizes(profile.width_boundaries()))
+    if parity == "any" and not declaration.odd_d_model:
+        parity = "even"
     if parity == "even" and d_model % 2:
         d_model += 1
     elif parity == "odd" and d_model % 2 == 0:

@@ -3,9 +3,11 @@
 A model that generates text attends each new query row (or a chunk of them) to the keys and values
 cached so far. Clause ``cache.decode`` says this reproduces the rows of the bottom-right causal
 call on the whole sequence; the check feeds the backend the rows that way and compares each step
-with those rows. Bottom-right backends get chunks of rows with ``is_causal``; top-left ones single
-rows without a mask (one row against its own prefix needs none). With ``kv_lengths`` declared,
-each step is also made on the cache padded to ``S`` with fresh numbers, the lengths its prefix.
+with those rows. Bottom-right backends get chunks of rows with ``is_causal`` (a single row without
+it, unless the backend is causal-only: on one row it keeps every key of the prefix anyway); top-left
+ones single rows without a mask (one row against its own prefix needs none), which a causal-only
+top-left backend cannot take. With ``kv_lengths`` declared, each step is also made on the cache
+padded to ``S`` with fresh numbers, the lengths its prefix.
 """
 
 from __future__ import annotations
@@ -49,8 +51,18 @@ def _unbudgeted(declaration) -> str | None:
             f"outside its budget")
 
 
+def _decodable(declaration) -> str | None:
+    if not declaration.cross_lengths:
+        return "decoding calls have fewer query rows than cached keys (L < S), and the backend declares L = S only " \
+               "(cross_lengths=False)"
+    if not declaration.non_causal and declaration.alignment == "top-left":
+        return "a top-left backend decodes one row without is_causal (its keys are its own prefix), and the backend " \
+               "declares causal calls only (non_causal=False)"
+    return None
+
+
 @check("cache.decode", "sdpa", cases(causal=(True,), values=VALUES, min_length=2, other_variants=False),
-       requires=(needs("causal", "is_causal"), _unbudgeted))
+       requires=(needs("causal", "is_causal"), _unbudgeted, _decodable))
 def decode(backend, case, context):
     """Query rows fed a few at a time against the growing cache give the rows of the bottom-right causal call."""
     full = case.build()
@@ -64,8 +76,9 @@ def decode(backend, case, context):
     padded = declaration.kv_lengths and len(case.batch) >= 2
     for t0, t1 in steps(case, bottom_right, first):
         prefix = t1 + shift  # the keys cached when rows t0..t1-1 are decoded
+        causal = t1 - t0 > 1 or not declaration.non_causal
         step = full.replace(query=full.query[..., t0:t1, :], key=full.key[..., :prefix, :],
-                            value=full.value[..., :prefix, :], is_causal=t1 - t0 > 1)
+                            value=full.value[..., :prefix, :], is_causal=causal)
         _compare(backend, case, step, whole, t0, t1, f"query rows {t0}..{t1 - 1} against the first {prefix} keys and "
                                                      f"values (against those rows of the bottom-right causal call)")
         if padded:

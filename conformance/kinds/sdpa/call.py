@@ -10,6 +10,8 @@ from ...registry import CheckFailure, agree
 from ...dtypes import as_float64, name_of, round_to
 from ...messages import lse_wrong_dtype, lse_wrong_shape, wrong_shape
 from ...tolerance import Expectation, Precision
+from ...unsupported import Feature, causal_feature, hint, layout_features, mask_features
+from ...variants import variant
 from .bound import sdpa_expectation
 from .case import SdpaCase, SdpaInputs
 from .departures import Judging, name_departure
@@ -40,7 +42,22 @@ def call(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> In
     try:
         return invoke(backend, (inputs.query, inputs.key, inputs.value), kwargs, NAMES, layout, inputs.results)
     except BackendError as error:
-        raise CheckFailure(str(error)) from None
+        raise CheckFailure(str(error) + hint(error, features(inputs, layout))) from None
+
+
+def features(inputs: SdpaInputs, layout: str = "contiguous") -> list[Feature]:
+    """What the call asks of the backend, each with the declaration that marks it unsupported (for the hint after a
+    ``NotImplementedError``): its variants, mask, layout, lengths and widths, scale and causal flag."""
+    query, key, value = inputs.query, inputs.key, inputs.value
+    found = [Feature(f"the keyword {', '.join(variant(name).keywords(parameter))}", name)
+             for name, parameter in inputs.variants]
+    found += mask_features(inputs.is_causal, inputs.attn_mask)
+    found += layout_features(layout, query.shape[-2], key.shape[-2])
+    if value.shape[-1] != query.shape[-1]:
+        found.append(Feature(f"Ev != E (E = {query.shape[-1]}, Ev = {value.shape[-1]})", "value_width"))
+    if inputs.scale is not None:
+        found.append(Feature(f"an explicit scale ({inputs.scale:g})", "scale"))
+    return found + causal_feature(inputs.is_causal)
 
 
 def output(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...registry import CheckFailure, agree, check, needs, needs_batch, needs_some_mask
+from ...registry import CheckFailure, agree, check, needs, needs_batch, needs_non_causal, needs_some_mask
 from ...dtypes import LARGEST, UNIT_ROUNDOFF, round_to
 from ...messages import outside_range
 from .call import expectation, fresh, output
@@ -113,7 +113,8 @@ def _permute(inputs, axis_name, order):
     return inputs.replace(key=inputs.key[..., order, :], value=inputs.value[..., order, :], attn_mask=mask)
 
 
-@check("attention.permutation.queries", "sdpa", cases(masks=MASKS, values=VALUES, min_length=2, permuted=True))
+@check("attention.permutation.queries", "sdpa", cases(masks=MASKS, values=VALUES, min_length=2, permuted=True),
+       requires=(needs_non_causal,))
 def permutation_queries(backend, case, context):
     """Permuting the query rows (and the mask rows) permutes the output rows."""
     first = case.build()
@@ -124,7 +125,8 @@ def permutation_queries(backend, case, context):
                                                   f"the permuted output)")
 
 
-@check("attention.permutation.keys", "sdpa", cases(masks=MASKS, values=VALUES, min_length=2, permuted=True))
+@check("attention.permutation.keys", "sdpa", cases(masks=MASKS, values=VALUES, min_length=2, permuted=True),
+       requires=(needs_non_causal,))
 def permutation_keys(backend, case, context):
     """Permuting keys, values and mask columns together changes nothing."""
     first = case.build()

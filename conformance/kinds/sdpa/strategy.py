@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from ...declaration import Declaration
 from ...profiles import Profile
-from ...strategies import (batch_shapes, choice, explicit_scales, lengths, seeds, supported_masks, tile_sizes,
-                           widths)
+from ...strategies import (batch_shapes, causal_flags, choice, explicit_scales, lengths, seeds, supported_masks,
+                           tile_sizes, widths)
 from ...variants import VARIANTS
 from .case import MASK_PATTERNS, MASK_SHAPES, SdpaCase
 from .shapes import pool, suits
@@ -65,7 +65,7 @@ def sdpa_cases(draw, declaration: Declaration, dtype: str, profile: Profile, *, 
     (``profile.shapes``) gets its sizes from the budget's pool (:func:`pooled`).
     """
     batch = () if profile.shapes else draw(batch_shapes(declaration, profile, min_batch_dims))
-    is_causal = draw(choice(tuple(c for c in causal if declaration.causal or not c) or (False,)))
+    is_causal = draw(choice(causal_flags(declaration, causal)))
     mask_kinds = supported_masks(declaration, masks)
     if is_causal and not declaration.mask_with_causal:
         mask_kinds = tuple(kind for kind in mask_kinds if kind == "none")

@@ -16,7 +16,7 @@ from ...dtypes import round_to
 from ...kinds.sdpa.call import against, judge
 from ...kinds.sdpa.case import MASKS, VALUES
 from ...kinds.sdpa.strategy import cases
-from ...registry import check, needs, needs_batch, needs_variant
+from ...registry import check, needs, needs_batch, needs_non_causal, needs_variant
 from ..gqa import without_grouping
 
 REQUIRES = (needs_variant("alibi"), needs_batch)
@@ -55,7 +55,8 @@ def float_mask(backend, case, context):
 
 
 @check("alibi.per-row-form", "sdpa", cases(masks=("none", "bool"), values=BOTH_SIDES, min_length=2,
-                                           variants={"alibi": {}}), requires=REQUIRES, variant="alibi")
+                                           variants={"alibi": {}}),
+       requires=REQUIRES + (needs_non_causal,), variant="alibi")
 def per_row_form(backend, case, context):
     """Without a causal mask the keys after the query get -m_h (j - i - o) too, not the per-row form's +m_h j."""
     judge(backend, case)

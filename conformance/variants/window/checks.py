@@ -13,7 +13,7 @@ import numpy as np
 from ...kinds.sdpa.call import against, expectation, fresh, judge, output
 from ...kinds.sdpa.case import MASKS, VALUES
 from ...kinds.sdpa.strategy import cases
-from ...registry import agree, check, needs, needs_variant
+from ...registry import agree, check, needs, needs_non_causal, needs_variant
 from . import keeps
 
 REQUIRES = (needs_variant("window"),)
@@ -27,7 +27,7 @@ def index_rule(backend, case, context):
 
 
 @check("window.causal", "sdpa", cases(masks=("none", "bool"), values=VALUES, variants={"window": {"fixed": (None, 0)}}),
-       requires=REQUIRES + (needs("causal", "is_causal"),), variant="window")
+       requires=REQUIRES + (needs("causal", "is_causal"), needs_non_causal), variant="window")
 def causal(backend, case, context):
     """window=(None, 0) gives the output of is_causal=True."""
     windowed = case.build()
