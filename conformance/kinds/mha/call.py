@@ -41,7 +41,7 @@ def call(backend: Any, inputs: MhaInputs, layout: str = "contiguous") -> Invocat
     try:
         return invoke(backend, tuple(getattr(inputs, name) for name in NAMES), kwargs, NAMES, layout)
     except BackendError as error:
-        raise CheckFailure(str(error)) from None
+        raise CheckFailure(str(error), cause=str(error)) from None
 
 
 def output(backend: Any, inputs: MhaInputs, layout: str = "contiguous") -> np.ndarray:

@@ -21,7 +21,7 @@ def call(backend: Any, case: PeCase, layout: str = "contiguous") -> Invocation:
     try:
         return invoke(backend, (case.length, case.d_model), {}, ("length", "d_model"))
     except BackendError as error:
-        raise CheckFailure(str(error)) from None
+        raise CheckFailure(str(error), cause=str(error)) from None
 
 
 def encode(backend, case):
