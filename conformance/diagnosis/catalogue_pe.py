@@ -109,7 +109,7 @@ def positions_normalised(case, judging):
 
 @departure("another base", "frequencies base^(-2i/d_model) with base {detail} instead of 10000")
 def another_base(case, judging):
-    """``w_i = b^(-2i/d_model)`` for the bases of :data:`BASES` (clause ``pe.wavelengths``)."""
+    """``w_i = b^(-2i/d_model)`` for the bases of ``BASES`` (clause ``pe.wavelengths``)."""
     for base in BASES:
         yield f"{base:g}", encoding(case, judging.precision, base=base)
 

@@ -4,7 +4,7 @@ Each is an alternative formula for ``softmax(s Q K^T + M) V`` (clause ``attentio
 on changed inputs where it can be (its bound is then exactly the reference's, clause ``attention.accuracy``),
 else as other weights from the reference's scores. The departures at tile boundaries are in
 :mod:`.catalogue_tiles`, those of the variants in :mod:`.catalogue_variants`, those ``mha`` shares in
-:mod:`.shared`; :data:`CATALOGUE` holds them all.
+:mod:`.shared`; ``CATALOGUE`` holds them all.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ class Catalogue:
     ``observe(backend, case)`` calls the backend once and returns ``(output as float64, inputs, judging)`` (a
     :class:`~kqv.conformance.registry.CheckFailure` when it raises or returns the wrong shape); ``correct(inputs,
     judging)`` is the spec's own :class:`Prediction`; ``probes(case, declaration)`` the canonical probes that
-    stand beside a failing case (:mod:`.probes`).
+    stand beside a failing case.
     """
 
     kind: str

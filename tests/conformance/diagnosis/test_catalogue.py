@@ -1,6 +1,6 @@
 """Each departure of the catalogue names the broken implementation that commits it, and nothing names a correct one.
 
-The diagnosis is called as the runner calls it (:func:`kqv.conformance.diagnosis.diagnose`, the backend in this
+The diagnosis is called as the runner calls it (:func:`kqv.conformance.diagnosis.naming`, the backend in this
 process), on one failing case and kqv's probes beside it.
 """
 
