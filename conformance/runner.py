@@ -16,7 +16,7 @@ import json
 import time
 import zlib
 from collections import Counter
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 from hypothesis import HealthCheck, Verbosity, given, settings
@@ -291,7 +291,7 @@ def _run(backend: Backend, executor: Executor, profile: str | Profile, seed: int
 
 
 def _diagnosed(executor: Executor, backend: Backend, result: ClauseResult,
-               evidence: dict[str, Evidence | None]) -> list[dict[str, str]]:
+               evidence: dict[str, Evidence | None]) -> list[dict[str, Any]]:
     """The departures that explain this check's failures (:mod:`kqv.conformance.diagnosis`), as report data: the
     shrunk case of each dtype that failed (smallest first), unless its call killed or hung the worker."""
     failing = sorted((d for d in result.dtypes if d.status == "failed" and d.case and not d.fatal),

@@ -81,12 +81,12 @@ def concatenated_halves(case, judging):
 @departure("half_dim - 1 in the exponent", "frequencies 10000^(-i / (half_dim - 1)) instead of 10000^(-2i/d_model) "
            "({detail})")
 def half_dim_minus_one(case, judging):
-    """``w_i = 10000^(-2i / (2 (d_model/2 - 1)))``, interleaved or in halves (tensor2tensor, fairseq)."""
-    half = case.d_model // 2
-    if half < 2:
-        return
+    """``w_i = 10000^(-i / max(half_dim - 1, 1))``, ``half_dim = floor(d_model / 2)``, interleaved or in halves
+    (tensor2tensor's guard; fairseq divides by ``half_dim - 1`` itself and raises at ``d_model = 2``, 3). In halves an
+    odd last column is 0, so ``d_model = 1`` gives a column of zeros."""
+    denominator = 2 * max(case.d_model // 2 - 1, 1)
     for layout, halves in (("interleaved", False), ("concatenated halves", True)):
-        yield layout, encoding(case, judging.precision, halves=halves, denominator=2 * (half - 1))
+        yield layout, encoding(case, judging.precision, halves=halves, denominator=denominator)
 
 
 @departure("sin and cos swapped", "cosine in the even columns and sine in the odd ones")

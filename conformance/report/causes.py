@@ -155,8 +155,9 @@ def affects(cause: RootCause) -> str:
     for clause, found in dtypes.items():
         groups.setdefault(tuple(found), []).append(clause)
     count = f"{len(dtypes)} clause{'s' if len(dtypes) > 1 else ''}"
-    return count + "; ".join(f"{' at ' + ', '.join(found) if found else ''}: {', '.join(clauses)}"
-                             for found, clauses in groups.items())
+    if list(groups) == [()]:  # no dtypes (pe)
+        return f"{count}: {', '.join(groups[()])}"
+    return f"{count} " + "; ".join(f"at {', '.join(found)}: {', '.join(clauses)}" for found, clauses in groups.items())
 
 
 def headline(target: Any) -> str:

@@ -92,7 +92,7 @@ def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
     query, key, value = (np.asarray(a, dtype=compute) for a in (query, key, value))
     E = query.shape[-1]
     s = scale_rule(E, scale) if scale_rule else (1.0 / np.sqrt(E) if scale is None else scale)
-    scores = masked_scores(matmul(query, np.swapaxes(key, -1, -2)) * compute(s), attn_mask, is_causal,
+    scores = masked_scores(matmul(query, np.swapaxes(key, -1, -2)) * s, attn_mask, is_causal,
                            invert_bool=invert_bool, causal_offset=causal_offset)  # (..., L, S)
     return matmul(softmax(scores), value).astype(out_dtype)
 

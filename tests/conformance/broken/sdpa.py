@@ -316,4 +316,5 @@ def half_precision_sums(query, key, value, attn_mask=None, dropout_p=0.0, is_cau
     if query.dtype != np.float16:
         return attention(query, key, value, attn_mask, dropout_p, is_causal, scale)
     return attention(query, key, value, attn_mask, dropout_p, is_causal, scale, compute=np.float16,
-                     softmax=sequential_softmax, matmul=sequential_matmul)
+                     softmax=sequential_softmax, matmul=sequential_matmul,
+                     scale_rule=lambda E, given: np.float16(1.0 / np.sqrt(E) if given is None else given))

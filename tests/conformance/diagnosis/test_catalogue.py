@@ -75,3 +75,15 @@ def test_a_departure_with_a_parameter_names_the_value_that_matched() -> None:
     [named] = [n for n in diagnose(InProcess(_broken(fn, "sdpa")), "sdpa", Declaration(), [("float64", case)])
                if n.name == "keys truncated to a tile"]
     assert "first 64 keys" in named.description and named.dtypes == ("float64",)
+
+
+def test_the_probe_names_a_departure_whose_failing_case_raised() -> None:
+    # pe.odd-d-model shrinks to an odd width the implementation refuses; kqv's probe (d_model = 16) still shows the
+    # halves, which d_model = 2 could not (there both layouts coincide).
+    from broken import pe
+    from kqv.conformance.kinds.pe.case import PeCase
+
+    backend = _broken(pe.halves_even_widths_only, "pe")
+    assert not observe(backend, PeCase(length=1, d_model=1)).output
+    [named] = diagnose(InProcess(backend), "pe", backend.declaration, [("", PeCase(length=1, d_model=1))])
+    assert (named.name, named.evidence, named.dtypes) == ("concatenated halves", "on kqv's probe only", ())

@@ -119,3 +119,13 @@ def test_a_failure_that_may_follow_from_a_foundation_joins_it_at_the_same_dtype(
 def test_a_conformant_target_has_no_root_cause() -> None:
     target = _target(ClauseResult("mask.bool", [DtypeResult("float32", "passed", "", 8)]))
     assert root_causes(target) == [] and target.departures() == []
+
+
+def test_the_clauses_of_a_cause_are_grouped_by_their_dtypes() -> None:
+    from kqv.conformance.report.causes import RootCause
+
+    cause = RootCause("x", "raised", failures=[("mask.bool", "float64"), ("mask.bool", "float32"),
+                                               ("attention.sdpa", "float64"), ("attention.sdpa", "float32"),
+                                               ("cache.decode", "float64")])
+    assert affects(cause) == "3 clauses at float64, float32: mask.bool, attention.sdpa; at float64: cache.decode"
+    assert affects(RootCause("x", "raised", failures=[("pe.sinusoid", None)])) == "1 clause: pe.sinusoid"
