@@ -77,7 +77,7 @@ def _joined(backend: Backend, parts: list[TargetReport]) -> TargetReport:
     observed = next((p.conventions for p in parts if any(r.clause == masked_rows.CLAUSE for r in p.clauses)),
                     first.conventions)
     return TargetReport(first.target, first.kind, clauses, observed, first.description, first.dtypes,
-                        sum(p.seconds for p in parts), first.variants, first.ran_in)
+                        sum(p.seconds for p in parts), first.variants, first.ran_in, first.origin)
 
 
 def run_jobs(backends: list[tuple[Backend, str]], profile: str, seed: int, clauses: list[str] | None, jobs: int,

@@ -23,16 +23,13 @@ from .profiles import Profile
 class CheckFailure(AssertionError):
     """The backend breaks the clause on this case; the message says how.
 
-    ``explain``, when given, adds to the message what the output computes instead; it can be costly,
-    so the runner asks for it once, for the shrunk counterexample only (:meth:`explained`).
+    ``cause`` is set when the call itself failed, whatever the clause (the backend raised, or returned something
+    other than an array): the same cause across clauses is one root cause of the report.
     """
 
-    def __init__(self, message: str, explain: Callable[[], str] | None = None) -> None:
+    def __init__(self, message: str, cause: str | None = None) -> None:
         super().__init__(message)
-        self.explain = explain
-
-    def explained(self) -> str:
-        return str(self) + (self.explain() if self.explain is not None else "")
+        self.cause = cause
 
 
 @dataclass

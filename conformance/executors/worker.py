@@ -8,10 +8,11 @@ for each worker the parent sends a socket, and the zygote forks a child that ser
 milliseconds instead of a fresh interpreter's second or two. The zygote also reports how a child
 ended (``waitpid``), so the parent can name the signal.
 
-A worker answers ``("run", check key, case)`` and ``("explain", check key, case)`` with one reply
-each. Before every call of the backend it sends ``("call",)``, so that the parent's timeout runs per
-call. What the backend writes to the file descriptors 1 and 2 lands in a file the parent reads;
-Python's own prints and warnings come back counted with the outcome.
+A worker answers ``("run", check key, case)`` and ``("diagnose", None, case)`` (the evidence of one
+call for the diagnosis of a failure, :mod:`kqv.conformance.diagnosis`) with one reply each. Before
+every call of the backend it sends ``("call",)``, so that the parent's timeout runs per call. What
+the backend writes to the file descriptors 1 and 2 lands in a file the parent reads; Python's own
+prints and warnings come back counted with the outcome.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def load(payload: tuple[str, Any]) -> Any:
 
 def serve(connection: Connection, backend: Any) -> None:
     """Answer the parent's requests until it closes the connection."""
-    from kqv.conformance.executors.outcome import run_case
+    from kqv.conformance.executors.outcome import diagnose_case, run_case
     from kqv.conformance.registry import CHECKS
 
     backend = _announcing(backend, connection)
@@ -71,12 +72,10 @@ def serve(connection: Connection, backend: Any) -> None:
         except EOFError:
             return
         try:
-            outcome = run_case(by_key[key], backend, case)
-            if request == "explain":
-                reply: tuple = ("explained", outcome.explain() if outcome.explain is not None else "")
+            if request == "diagnose":
+                reply: tuple = ("evidence", diagnose_case(backend, case))
             else:
-                outcome.explain = None
-                reply = ("outcome", outcome)
+                reply = ("outcome", run_case(by_key[key], backend, case))
         except Exception:  # noqa: BLE001 - a bug of kqv's check, not a finding: the parent raises it
             reply = ("error", traceback.format_exc())
         sys.stdout.flush()

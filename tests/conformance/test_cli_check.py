@@ -172,4 +172,5 @@ def test_in_process_main_returns_the_exit_status(capsys: pytest.CaptureFixture[s
     assert main(["check", f"{BROKEN / 'pe.py'}:concatenated_halves", "--kind", "pe", "--profile", "quick",
                  "--json", str(tmp_path / "r.json")]) == 1
     results = {c["clause"]: c for c in json.loads((tmp_path / "r.json").read_text())["targets"][0]["clauses"]}
-    assert 'matches the variant "concatenated halves [sin | cos]"' in results["pe.sinusoid"]["message"]
+    assert 'matches "concatenated halves"' in results["pe.sinusoid"]["message"]
+    assert [d["name"] for d in results["pe.sinusoid"]["departures"]] == ["concatenated halves"]
