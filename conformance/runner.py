@@ -12,11 +12,12 @@ or hangs fails the case that caused it; hypothesis and the shrinking stay here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import zlib
 from collections import Counter
-from typing import Any, Callable, NamedTuple, Protocol
+from typing import Any, Callable, ContextManager, NamedTuple, Protocol
 
 import numpy as np
 from hypothesis import HealthCheck, Verbosity, given, settings
@@ -46,10 +47,13 @@ class CaseSource(Protocol):
     """Where the cases of a run come from when hypothesis does not draw them (``kqv judge``: those of an export).
 
     ``explore`` runs one check at one dtype, as :func:`explore` does (its status may also be ``skipped``, with the
-    reason as message); ``reproduce`` is the command that shows the failures of a clause again.
+    reason as message); ``diagnosing`` holds while the diagnosis calls the backend on the failing cases and on its
+    probes; ``reproduce`` is the command that shows the failures of a clause again.
     """
 
     def explore(self, check: Check, dtype: str | None, context: Context, captured: Captured) -> Explored: ...
+
+    def diagnosing(self) -> ContextManager[None]: ...
 
     def reproduce(self, clause: str) -> str: ...
 
@@ -294,7 +298,8 @@ def _run(backend: Backend, executor: Executor, profile: str | Profile, seed: int
                 result.counterexample = f"{case.describe()}\n{_arrays_text(case)}".strip()
                 result.reproduce = source.reproduce(check.clause) if source is not None else \
                     reproduce_command(origin, backend.kind, check.clause, case.to_json())
-        result.departures = _diagnosed(executor, backend, result, evidence) if source is None else []
+        with source.diagnosing() if source is not None else contextlib.nullcontext():
+            result.departures = _diagnosed(executor, backend, result, evidence)
         if check.finish is not None and replay is None:
             trouble = check.finish(context, declaration)
             if trouble:

@@ -11,10 +11,11 @@ report gives the smallest.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..executors import InProcess
 from ..executors.capture import Captured
@@ -65,6 +66,16 @@ class Exported:
         example, case, message = min(failures, key=lambda f: sum(self.sizes[c] for c in f[0]["cases"]))
         return Explored("failed", f"{message()} (cases {', '.join(example['cases'])}; {len(failures)} of "
                         f"{len(examples)} examples fail)", len(examples), case)
+
+    @contextlib.contextmanager
+    def diagnosing(self) -> Iterator[None]:
+        """While kqv's diagnosis names the departures of a failure: the failing cases' outputs come from the files;
+        its probes, which no export holds, are calls that raised (they count neither way)."""
+        self.replay.probing = True
+        try:
+            yield
+        finally:
+            self.replay.probing = False
 
     def reproduce(self, clause: str) -> str:
         return f"{self.command} --clause {clause}"

@@ -231,6 +231,9 @@ def test_judge_usage_errors_on_an_export(exported, capsys: pytest.CaptureFixture
         assert message in capsys.readouterr().err
 
 
+NAMED = {"heads_reversed": "heads concatenated in reverse", "concatenated_halves": "concatenated halves"}
+
+
 def run_on_cases(fn, directory: Path, results: Path) -> None:
     """Call ``fn`` on every case of an export, from the files alone, and write its outputs."""
     manifest = json.loads((directory / "manifest.json").read_text())
@@ -256,3 +259,5 @@ def test_a_broken_implementation_fails_its_clause_from_files_as_in_kqv_check(kin
     run_on_cases(fn, tmp_path / "cases", tmp_path / "results")
     [result] = judge(tmp_path / "cases", tmp_path / "results").targets[0].clauses
     assert result.clause == fn.breaks and result.status == "failed", result.message
+    if name in NAMED:  # the diagnosis names it from the failing case's output, read from the files
+        assert NAMED[name] in [named["name"] for named in result.departures], result.departures
