@@ -2,7 +2,8 @@
 
 ``numpy`` is the reference itself (kinds sdpa, mha and pe); ``torch-sdpa-cpu`` and
 ``torch-sdpa-cuda`` are torch's ``scaled_dot_product_attention`` with torch's own kernel choice,
-``torch-sdpa-<device>-<kernel>`` the same pinned to one kernel; ``torch-mha-cpu`` is
+``torch-sdpa-<device>-<kernel>`` the same pinned to one kernel; ``torch-sdpa-cpu-lower-right`` the same with
+``is_causal`` as ``torch.nn.attention.bias.causal_lower_right`` (bottom-right); ``torch-mha-cpu`` is
 ``torch.nn.MultiheadAttention`` called as a function, ``torch-mha-<form>`` its module forms;
 ``torch-flex-cpu`` is ``torch.nn.attention.flex_attention`` run eagerly on the CPU, each variant a
 ``score_mod`` or ``mask_mod``; ``jax-sdpa-cpu`` is ``jax.nn.dot_product_attention``; ``onnxruntime-attention-cpu`` and
@@ -16,12 +17,13 @@ from typing import Callable
 
 from ..backend import Backend
 from . import (jax_sdpa, numpy_reference, onnx_attention, torch_flex, torch_mha, torch_mha_module, torch_sdpa,
-               torch_sdpa_kernels)
+               torch_sdpa_kernels, torch_sdpa_lower_right)
 
 BUILTINS: dict[str, Callable[[], dict[str, Backend]]] = {
     "numpy": numpy_reference.backends,
     "torch-sdpa-cpu": lambda: {"sdpa": torch_sdpa.backend("cpu")},
     "torch-sdpa-cuda": lambda: {"sdpa": torch_sdpa.backend("cuda")},
+    "torch-sdpa-cpu-lower-right": lambda: {"sdpa": torch_sdpa_lower_right.backend()},
     "torch-mha-cpu": lambda: {"mha": torch_mha.backend("cpu")},
     "torch-sdpa-cpu-math": lambda: {"sdpa": torch_sdpa_kernels.backend("cpu", "MATH")},
     "torch-sdpa-cpu-flash": lambda: {"sdpa": torch_sdpa_kernels.backend("cpu", "FLASH_ATTENTION")},
