@@ -7,7 +7,8 @@
 ``torch.nn.MultiheadAttention`` called as a function, ``torch-mha-<form>`` its module forms;
 ``torch-flex-cpu`` is ``torch.nn.attention.flex_attention`` run eagerly on the CPU, each variant a
 ``score_mod`` or ``mask_mod``; ``jax-sdpa-cpu`` is ``jax.nn.dot_product_attention``; ``onnxruntime-attention-cpu`` and
-``onnx-reference-attention`` run ONNX's ``Attention``. A backend whose package or device is missing
+``onnx-reference-attention`` run ONNX's ``Attention``, and with the ``-past`` suffix the same with the keys
+fed as its KV cache (``past_key``, ``past_value``), judged bottom-right. A backend whose package or device is missing
 here is reported as unavailable, with the reason, never dropped silently.
 """
 
@@ -16,8 +17,8 @@ from __future__ import annotations
 from typing import Callable
 
 from ..backend import Backend
-from . import (jax_sdpa, numpy_reference, onnx_attention, torch_flex, torch_mha, torch_mha_module, torch_sdpa,
-               torch_sdpa_kernels, torch_sdpa_lower_right)
+from . import (jax_sdpa, numpy_reference, onnx_attention, onnx_attention_past, torch_flex, torch_mha, torch_mha_module,
+               torch_sdpa, torch_sdpa_kernels, torch_sdpa_lower_right)
 
 BUILTINS: dict[str, Callable[[], dict[str, Backend]]] = {
     "numpy": numpy_reference.backends,
@@ -38,6 +39,8 @@ BUILTINS: dict[str, Callable[[], dict[str, Backend]]] = {
     "jax-sdpa-cpu": lambda: {"sdpa": jax_sdpa.backend()},
     "onnxruntime-attention-cpu": lambda: {"sdpa": onnx_attention.backend("onnxruntime")},
     "onnx-reference-attention": lambda: {"sdpa": onnx_attention.backend("reference")},
+    "onnxruntime-attention-cpu-past": lambda: {"sdpa": onnx_attention_past.backend("onnxruntime")},
+    "onnx-reference-attention-past": lambda: {"sdpa": onnx_attention_past.backend("reference")},
 }
 
 
