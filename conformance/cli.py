@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import OPTIONS, RUN_OPTIONS, from_namespace, integer
+from .options import OPTIONS, RUN_OPTIONS, backward_target, from_namespace, integer
 
 
 def _declaration_options(parser: argparse.ArgumentParser) -> None:
@@ -79,9 +79,10 @@ def _check(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from .report.terminal import show
     from .session import UsageError, plan
 
+    overrides, backward = backward_target(from_namespace(arguments))
     try:
         session = plan(arguments.targets, kind=arguments.kind, profile=arguments.profile, seed=arguments.seed,
-                       clauses=arguments.clauses, overrides=from_namespace(arguments), arrays=arguments.arrays,
+                       clauses=arguments.clauses, overrides=overrides, backward=backward, arrays=arguments.arrays,
                        replay=arguments.replay, isolation=arguments.isolation, timeout=arguments.timeout,
                        jobs=arguments.jobs or available_cores())
     except (UsageError, LoadError) as error:
