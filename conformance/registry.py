@@ -5,7 +5,8 @@ backend breaks its clause on that case, a strategy that draws cases within the b
 declaration, and what it needs from the declaration (without which it is skipped, with the reason).
 What the runner and the reports need to know of a check is an attribute of it: ``foundation``
 (every other check of the kind leans on it), ``numeric`` (it judges numbers against the reference,
-so an imprecise backend departs from it) and ``variant`` (the variant of the contract it belongs to).
+so an imprecise backend departs from it) and ``variant`` (the variant of the contract it belongs to, or
+``backward`` for the gradient checks of :mod:`kqv.conformance.gradients`).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Check:
     per_dtype: bool = True  # pe checks run once: the call has no input dtype
     foundation: bool = False  # other failures of the kind may only echo a failure of this one
     numeric: bool = True  # compares numbers with the reference (False: shape, dtype, repeatability, ...)
-    variant: str | None = None  # the variant of the sdpa contract it checks (kqv.conformance.variants)
+    variant: str | None = None  # the variant of the sdpa contract it checks (kqv.conformance.variants), or "backward"
     examples: Callable[[Profile], int] | None = None  # examples per dtype, when not the profile's own
 
     def examples_in(self, profile: Profile) -> int:

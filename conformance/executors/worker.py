@@ -36,16 +36,20 @@ def _flush_c_streams() -> None:
         pass
 
 
-def _announcing(backend: Any, connection: Connection) -> Any:
-    """The backend, telling the parent before each call that a call starts."""
-    fn = backend.fn
-
+def _announced(fn: Any, connection: Connection) -> Any:
+    """``fn``, telling the parent before each call that a call starts."""
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
         connection.send(("call",))
         return fn(*args, **kwargs)
 
-    return dataclasses.replace(backend, fn=call)
+    return call
+
+
+def _announcing(backend: Any, connection: Connection) -> Any:
+    """The backend, telling the parent before each call of it (or of its backward callable) that a call starts."""
+    backward = None if backend.backward is None else _announced(backend.backward, connection)
+    return dataclasses.replace(backend, fn=_announced(backend.fn, connection), backward=backward)
 
 
 def load(payload: tuple[str, Any]) -> Any:
@@ -54,8 +58,8 @@ def load(payload: tuple[str, Any]) -> Any:
     if how == "recipe":
         from kqv.conformance.loading import resolve
 
-        target, kind, overrides, arrays = value
-        return next(b for b in resolve(target, kind, overrides, arrays) if b.kind == kind)
+        target, kind, overrides, arrays, backward = value
+        return next(b for b in resolve(target, kind, overrides, arrays, backward) if b.kind == kind)
     return pickle.loads(value)
 
 

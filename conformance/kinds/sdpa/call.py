@@ -27,8 +27,9 @@ def arrays(inputs: SdpaInputs) -> dict[str, np.ndarray]:
     return named
 
 
-def call(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> Invocation:
-    """``fn(query, key, value, ...)`` with only the keywords the call needs (contract ``sdpa`` and its variants)."""
+def keywords(inputs: SdpaInputs, results: bool = True) -> dict:
+    """The keywords of the call: only those it needs (contract ``sdpa`` and its variants); with ``results`` False,
+    without those that only ask for a further result (``return_lse``)."""
     kwargs = {}
     if inputs.attn_mask is not None:
         kwargs["attn_mask"] = inputs.attn_mask
@@ -36,7 +37,13 @@ def call(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> In
         kwargs["is_causal"] = True
     if inputs.scale is not None:
         kwargs["scale"] = inputs.scale
-    kwargs.update(inputs.call_keywords)
+    kwargs.update(inputs.call_keywords if results else inputs.keywords)
+    return kwargs
+
+
+def call(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> Invocation:
+    """``fn(query, key, value, ...)`` with only the keywords the call needs (contract ``sdpa`` and its variants)."""
+    kwargs = keywords(inputs)
     try:
         return invoke(backend, (inputs.query, inputs.key, inputs.value), kwargs, NAMES, layout, inputs.results)
     except BackendError as error:
