@@ -70,7 +70,7 @@ def lower_right(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=Fals
 
 def backend() -> Backend:
     declaration = Declaration(kind="sdpa", dtypes=DTYPES, mask_with_causal=False, masked_rows="zeros",
-                              causal_alignment="bottom-right", gqa=True,
+                              causal_alignment="bottom-right", gqa=True, backward=True,
                               conventions=(("is_causal", "attn_mask=causal_lower_right(L, S), is_causal=False"),))
     return Backend("torch-sdpa-cpu-lower-right", lower_right, declaration, LowerRightAdapter("cpu"),
                    description="torch.nn.functional.scaled_dot_product_attention on cpu, is_causal as "

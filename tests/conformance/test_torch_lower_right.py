@@ -86,6 +86,17 @@ def test_torch_top_left_is_causal_under_the_bottom_right_declaration_fails_and_i
     assert "causal aligned the other way" in result.message, result.message
 
 
+def test_its_gradients_pass_and_top_left_gradients_under_its_declaration_fail() -> None:
+    clauses = ["gradient.accuracy", "gradient.causal", "gradient.masked-row"]
+    [target] = check(TARGET, "sdpa", profile="quick", seed=0, clauses=clauses).targets
+    assert {c.clause: c.status for c in target.clauses} == dict.fromkeys(clauses, "passed")
+    correct = builtin(TARGET)["sdpa"]
+    broken = Backend("torch-sdpa-cpu-top-left-as-lower-right", torch_sdpa.sdpa, correct.declaration, correct.adapter)
+    [target] = check(broken, profile="quick", seed=0, clauses=["gradient.accuracy"], dtypes=("float64",),
+                     isolation=False).targets
+    assert [c.status for c in target.clauses] == ["failed"], target.clauses
+
+
 def test_without_causal_lower_right_the_backend_is_unavailable_with_the_reason(monkeypatch) -> None:
     import sys
 
