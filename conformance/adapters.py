@@ -3,7 +3,9 @@
 Every check builds its inputs as NumPy arrays already rounded to the dtype under test; an adapter
 turns them into the backend's arrays (NumPy arrays, torch tensors on CPU or CUDA) in one of the
 memory layouts of :data:`LAYOUTS` (clause ``impl.strided-inputs``), and turns the backend's output
-back into a NumPy array of the same dtype, refusing anything that is not the backend's array type.
+back into a NumPy array of the same dtype, refusing anything that is not the backend's array type. An adapter
+whose arrays can be differentiated (:attr:`Adapter.differentiates`) also gives the gradients of a call
+(``Adapter.vjp``): torch through autograd, JAX through ``jax.vjp``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ class Adapter:
 
     name = "adapter"
     array_type = "array"
+    differentiates = False  # vjp works: the backend needs no backward callable of its own
+
+    def vjp(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], grad_output: Any) -> tuple[Any, ...]:
+        """The gradients of ``fn(*args, **kwargs)`` with respect to each of ``args``, given ``grad_output``: the
+        vector-Jacobian product ``dO^T J``, in this adapter's arrays."""
+        raise TypeError(f"{self.array_type} arrays cannot be differentiated by kqv: the backend needs a backward "
+                        f"callable")
 
     def unavailable(self) -> str | None:
         """Why this adapter cannot run here (a package or a device is missing), or None."""
@@ -106,6 +115,7 @@ class TorchAdapter(Adapter):
 
     name = "torch"
     array_type = "torch.Tensor"
+    differentiates = True
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
@@ -148,6 +158,24 @@ class TorchAdapter(Adapter):
             view.copy_(self._tensor(array))
             return view
         return self._tensor(array[:1]).expand(array.shape)  # expanded: stride 0 on axis 0
+
+    def vjp(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], grad_output: Any) -> tuple[Any, ...]:
+        """Autograd: each of ``args`` as a leaf that requires grad (a view of the same memory, so the inputs keep
+        their strides and a write to them shows), then ``torch.autograd.grad(fn(...), leaves, grad_output)``; an
+        input the output does not depend on gets zeros."""
+        import torch
+
+        leaves = tuple(arg.detach().requires_grad_(True) for arg in args)
+        with torch.enable_grad():
+            output = fn(*leaves, **kwargs)
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(f"the call returned {type(output).__module__}.{type(output).__qualname__}, expected "
+                                f"a torch.Tensor to differentiate")
+            if output.grad_fn is None:
+                raise RuntimeError("the output has no grad_fn: the backend ran without autograd (torch.no_grad, "
+                                   ".detach(), or through NumPy)")
+            grads = torch.autograd.grad(output, leaves, grad_output, allow_unused=True)
+        return tuple(torch.zeros_like(leaf) if grad is None else grad for leaf, grad in zip(leaves, grads))
 
     def to_numpy(self, value: Any) -> np.ndarray:
         import torch

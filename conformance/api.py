@@ -3,11 +3,14 @@
 ``fn`` is a callable following the ``kind`` contract (``sdpa``, ``mha`` or ``pe``), a
 :class:`~kqv.conformance.backend.Backend`, or a target string (a built-in name, ``module:function``
 or ``path/to/file.py:function``). The keywords are the fields of
-:class:`~kqv.conformance.declaration.Declaration` (``dtypes``, ``masked_rows``, ``float_mask``, ...).
+:class:`~kqv.conformance.declaration.Declaration` (``dtypes``, ``masked_rows``, ``float_mask``, ...);
+``backward`` is True (differentiate through the adapter: torch autograd, ``jax.vjp``) or the backward
+callable itself, ``backward(query, key, value, grad_output, **options) -> (dQ, dK, dV)``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from typing import Any, Callable
 
@@ -39,10 +42,29 @@ def versions() -> dict[str, str]:
 
 
 def backends_of(fn: Any, kind: str | None, arrays: str, declaration: dict[str, Any], name: str | None) -> list[Backend]:
-    """The backends a :func:`check` call names; a TypeError, with both signatures, for a callable that cannot take
-    the calls of its kind."""
+    """The backends a :func:`check` call names; ``backward`` may be a backward callable, which declares
+    ``backward=True`` and differentiates each of them (a string is the target that names one). A TypeError,
+    with both signatures, for a callable that cannot take the calls of its kind."""
+    backward = declaration.get("backward")
+    if callable(backward) or isinstance(backward, str):
+        declaration = {**declaration, "backward": True}
+    backends = _backends(fn, kind, arrays, declaration, name, backward if isinstance(backward, str) else None)
+    if callable(backward):  # not a target string: the backends travel to a worker pickled, with it
+        backends = [dataclasses.replace(backend, backward=backward, recipe=None) for backend in backends]
+    for backend in backends:
+        missing = backend.backward_missing()
+        if missing:
+            raise ValueError(missing)
+    return backends
+
+
+def _backends(fn: Any, kind: str | None, arrays: str, declaration: dict[str, Any], name: str | None,
+              backward: str | None) -> list[Backend]:
     if isinstance(fn, str):
-        return resolve(fn, kind, declaration, arrays)
+        return resolve(fn, kind, declaration, arrays, backward)
+    if backward is not None:
+        raise TypeError(f"backward: a target string ({backward!r}) names the backward of a target string fn; give a "
+                        f"callable")
     if isinstance(fn, Backend):
         backend = with_overrides(fn, declaration)  # a new Backend: the caller's keeps its declaration
     elif not callable(fn):

@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from .export.commands import add_commands, run_export, run_judge
-from .options import RUN_OPTIONS, add_declaration_options, from_namespace, integer
+from .options import RUN_OPTIONS, add_declaration_options, backward_target, from_namespace, integer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,9 +75,10 @@ def _check(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from .report.terminal import show
     from .session import UsageError, plan
 
+    overrides, backward = backward_target(from_namespace(arguments))
     try:
         session = plan(arguments.targets, kind=arguments.kind, profile=arguments.profile, seed=arguments.seed,
-                       clauses=arguments.clauses, overrides=from_namespace(arguments), arrays=arguments.arrays,
+                       clauses=arguments.clauses, overrides=overrides, backward=backward, arrays=arguments.arrays,
                        replay=arguments.replay, isolation=arguments.isolation, timeout=arguments.timeout,
                        jobs=arguments.jobs or available_cores(), expected_failures=arguments.expected_failures)
     except (UsageError, LoadError) as error:

@@ -6,7 +6,8 @@ by default, from its own declaration (``gqa``). Where the
 world disagrees (DESIGN.md, "Conventions the world disagrees on") the backend states its own
 convention and is judged under it: ``masked_rows`` (what a row whose every key is masked returns)
 and ``causal_alignment``. An undeclared ``masked_rows`` is observed and reported; an undeclared
-``causal_alignment`` means top-left.
+``causal_alignment`` means top-left. ``backward`` says that the backend can be differentiated: the gradient
+checks (``kqv.conformance.gradients``) then run on the same cases, masks, dtypes and variants.
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ class Declaration:
                                           default=BATCH_DIMS)
     mask_batch: bool = _option("accepts masks with batch dims that differ per batch entry", default=True)
     strided: bool = _option("accepts non-contiguous (strided, offset, expanded) inputs", default=True)
-    deterministic: bool = _option("gives bitwise identical outputs for identical calls", default=True)
+    deterministic: bool = _option("gives bitwise identical outputs for identical calls (and, with backward, "
+                                  "gradients for identical backward passes)", default=True)
+    backward: bool = _option("sdpa: can be differentiated: kqv draws dO and checks dQ, dK, dV (clauses gradient.*) "
+                             "through torch autograd, jax.vjp or the backend's backward callable", default=False)
     masked_rows: str | None = _option("what a row whose every key is masked returns: zeros, nan, uniform "
                                       "(undeclared: observed and reported)", default=None)
     causal_alignment: str | None = _option("is_causal alignment when L != S: top-left, bottom-right "
@@ -135,6 +139,8 @@ class Declaration:
         if isinstance(self.shapes, bool) or not isinstance(self.shapes, int) or 0 < self.shapes < MIN_SHAPES \
                 or self.shapes < 0:
             raise ValueError(f"shapes: expected 0 (no budget) or an integer >= {MIN_SHAPES}, got {self.shapes!r}")
+        if self.backward and self.kind != "sdpa":
+            raise ValueError(f"backward: the gradients are checked for kind sdpa, not {self.kind}; leave backward=False")
         if self.shapes and self.kind != "sdpa":
             raise ValueError(f"shapes: a budget of shapes applies to kind sdpa (its cases draw their sizes from it), "
                              f"not {self.kind}, whose strategy draws sizes freely; leave shapes=0")

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import os
 import pickle
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -34,6 +37,22 @@ _EXECUTORS: dict[bytes, tuple[Backend, Executor]] = {}  # in a driver process: o
 def _close_executors() -> None:
     for _, executor in _EXECUTORS.values():
         executor.close()
+
+
+def _start_driver(threads: int, parent: int) -> None:
+    """A driver's initializer: its share of the cores, and an end when the process that started it is gone.
+
+    A driver whose ``kqv check`` was killed is orphaned (its parent becomes another process) and would wait on its
+    queue forever, with its zygote and worker; it exits instead, which closes their pipes, so they end too.
+    ``parent`` is the pid of ``kqv check``, given by it: the run may be killed before this initializer runs."""
+    limit(threads)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="kqv-orphan-watch", daemon=True).start()
 
 
 def _drive(payload: tuple[str, Any], origin: str, clause: str, profile: str, seed: int, isolation: bool | None,
@@ -58,7 +77,7 @@ def _joined(backend: Backend, parts: list[TargetReport]) -> TargetReport:
     observed = next((p.conventions for p in parts if any(r.clause == masked_rows.CLAUSE for r in p.clauses)),
                     first.conventions)
     return TargetReport(first.target, first.kind, clauses, observed, first.description, first.dtypes,
-                        sum(p.seconds for p in parts), first.variants, first.ran_in)
+                        sum(p.seconds for p in parts), first.variants, first.ran_in, first.origin)
 
 
 def run_jobs(backends: list[tuple[Backend, str]], profile: str, seed: int, clauses: list[str] | None, jobs: int,
@@ -87,8 +106,8 @@ def run_jobs(backends: list[tuple[Backend, str]], profile: str, seed: int, claus
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads of torch or JAX forked
     drivers = min(jobs, len(tasks))
     # Each driver and the worker it starts get their share of the cores (kqv.conformance.threads).
-    with ProcessPoolExecutor(max_workers=drivers, mp_context=context, initializer=limit,
-                             initargs=(share(drivers),)) as pool:
+    with ProcessPoolExecutor(max_workers=drivers, mp_context=context, initializer=_start_driver,
+                             initargs=(share(drivers), os.getpid())) as pool:
         futures = {pool.submit(_drive, payload, backends[index][1], clause, profile, seed, isolation, timeout):
                    (index, clause) for index, clause, payload in tasks}
         for future in as_completed(futures):

@@ -2,10 +2,11 @@
 
 The object a target names is either a :class:`~kqv.conformance.backend.Backend` (callable,
 declaration and adapter together: the small file a third party writes) or a plain callable, which
-is wrapped with a declaration from the caller's options. Anything that cannot be loaded raises
-:class:`LoadError` with a message that says what was tried, and so does a callable whose signature
-cannot take the calls of its kind (:mod:`kqv.conformance.contract`); the CLI turns it into exit
-status 2.
+is wrapped with a declaration from the caller's options. A backward callable (``--backward
+MODULE:FUNCTION``) is loaded the same way and given to each backend of the target, which then declares
+``backward=True``. Anything that cannot be loaded raises :class:`LoadError` with a message that says
+what was tried, and so does a callable whose signature cannot take the calls of its kind
+(:mod:`kqv.conformance.contract`); the CLI turns it into exit status 2.
 """
 
 from __future__ import annotations
@@ -96,14 +97,33 @@ def _declared(backend: Backend, overrides: dict[str, Any]) -> Backend:
         raise LoadError(str(error)) from None
 
 
+def load_backward(target: str) -> Any:
+    """The backward callable named by ``target`` (``module:function`` or ``path/to/file.py:function``)."""
+    try:
+        value = load_object(target)
+    except LoadError as error:
+        raise LoadError(f"--backward: {error}") from None
+    if not callable(value):
+        raise LoadError(f"--backward: {target!r} is a {type(value).__name__}, not a function (query, key, value, "
+                        f"grad_output, **options) -> (dQ, dK, dV)")
+    return value
+
+
 def resolve(target: str, kind: str | None = None, overrides: dict[str, Any] | None = None,
-            arrays: str = "numpy") -> list[Backend]:
+            arrays: str = "numpy", backward: str | None = None) -> list[Backend]:
     """The backends of ``target``: a built-in (all its kinds, or ``kind``) or a loaded object.
 
     ``overrides`` are declaration fields that replace the declared ones (for a plain callable they
-    complete the default :class:`Declaration`); ``arrays`` picks the adapter of a plain callable.
+    complete the default :class:`Declaration`); ``arrays`` picks the adapter of a plain callable;
+    ``backward`` names the backward callable of a function target (``module:function``), which declares
+    ``backward=True``.
     """
     overrides = dict(overrides or {})
+    if backward is not None:
+        if target in BUILTINS:
+            raise LoadError(f"--backward {backward}: a backward callable belongs to a function TARGET, not to the "
+                            f"built-in backend {target!r}, which is differentiated its own way")
+        overrides["backward"] = True
     if target in BUILTINS and "device" in overrides:
         raise LoadError(f"the built-in backend {target!r} has a fixed device; choose another built-in "
                         f"({', '.join(BUILTINS)}) instead of --device")
@@ -127,11 +147,15 @@ def resolve(target: str, kind: str | None = None, overrides: dict[str, Any] | No
             backends = [Backend(target, value, declaration, adapter_for(arrays, declaration.device))]
         else:
             raise LoadError(f"{target!r} is a {type(value).__name__}, not a function or a kqv Backend")
+    if backward is not None:
+        function = load_backward(backward)
+        backends = [dataclasses.replace(backend, backward=function) for backend in backends]
     for backend in backends:
-        missing = backend.unavailable()
+        missing = backend.unavailable() or backend.backward_missing()
         if missing:
             raise LoadError(f"{target!r} cannot run here: {missing}")
         refused = None if target in BUILTINS else refusal(backend.fn, backend.declaration, f"target {target!r}")
         if refused:
             raise LoadError(refused)
-    return [dataclasses.replace(backend, recipe=Recipe(target, backend.kind, overrides, arrays)) for backend in backends]
+    return [dataclasses.replace(backend, recipe=Recipe(target, backend.kind, overrides, arrays, backward))
+            for backend in backends]

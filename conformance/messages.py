@@ -121,6 +121,32 @@ def not_a_tuple(got: Any, names: tuple[str, ...], kwargs: dict[str, Any]) -> str
             f"expected a tuple ({', '.join(names)})")
 
 
+def not_three_gradients(got: Any) -> str:
+    """A backward that did not return ``(dQ, dK, dV)``."""
+    length = f" of length {len(got)}" if isinstance(got, (tuple, list)) else ""
+    return (f"the backward returned {type(got).__module__}.{type(got).__qualname__}{length}, expected a tuple "
+            f"(dQ, dK, dV)")
+
+
+def gradient_wrong_shape(name: str, got: tuple[int, ...], expected: tuple[int, ...], argument: str) -> str:
+    return f"{name} shape {tuple(got)}, expected {tuple(expected)}, the shape of {argument}"
+
+
+def gradient_wrong_dtype(name: str, got: str, expected: str, argument: str) -> str:
+    return f"{name} dtype {got}, expected {expected}, the dtype of {argument}"
+
+
+def gradient_inputs_written(names: Iterable[str]) -> str:
+    return f"the backward wrote to its input(s) {', '.join(names)}"
+
+
+def gradients_not_deterministic(name: str, first: np.ndarray, second: np.ndarray) -> str:
+    """Two backward passes on the same inputs and dO that differ in gradient ``name``."""
+    said = not_deterministic(first, second)
+    return said.replace("two calls on the same inputs gave different outputs",
+                        f"two backward passes on the same inputs and dO gave different {name}")
+
+
 def lse_wrong_shape(got: tuple[int, ...], expected: tuple[int, ...]) -> str:
     return f"lse shape {tuple(got)}, expected {tuple(expected)} = (..., L), the output's batch dims and L"
 

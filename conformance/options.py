@@ -87,6 +87,9 @@ class Option:
 
     def add_to(self, group: Any) -> None:
         """Add the option to an argparse parser or group, defaulting to None (not given)."""
+        if self.name == "backward":
+            _add_backward(group, self)
+            return
         if self.kind == "bool":
             group.add_argument(self.flag, dest=self.name, action=argparse.BooleanOptionalAction, default=None,
                                help=f"declare {self.name}=True or False (default {self.default}: {self.help})")
@@ -97,6 +100,27 @@ class Option:
             help_text = f"{self.help}, from {', '.join(DTYPES)} (default {','.join(self.default)})"
         group.add_argument(self.flag, dest=self.name, type=_argparse_type(self), choices=self.choices, default=None,
                            metavar=metavar, help=help_text)
+
+
+def _add_backward(group: Any, option: Option) -> None:
+    """``--backward [MODULE:FUNCTION]`` and ``--no-backward``: declare the backward pass, and name the backward callable
+    of a function TARGET whose arrays kqv cannot differentiate itself (the value is that target, a str)."""
+    group.add_argument(option.flag, dest=option.name, nargs="?", const=True, default=None, metavar="MODULE:FUNCTION",
+                       help=f"declare backward=True (default {option.default}: {option.help}); with MODULE:FUNCTION "
+                            "(or path/to/file.py:function), the backward callable of a function TARGET: "
+                            "backward(query, key, value, grad_output, **the call's options) -> (dQ, dK, dV). Give it "
+                            "after the TARGETs: kqv check TARGET --backward MODULE:FUNCTION")
+    group.add_argument("--no-" + option.name.replace("_", "-"), dest=option.name, action="store_const", const=False,
+                       help="declare backward=False")
+
+
+def backward_target(overrides: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """``(overrides, target)``: a ``--backward MODULE:FUNCTION`` given on the command line as ``backward=True`` and the
+    target of the backward callable (None when ``--backward`` came without one)."""
+    value = overrides.get("backward")
+    if not isinstance(value, str):
+        return overrides, None
+    return {**overrides, "backward": True}, value
 
 
 def _argparse_type(option: Option) -> Callable[[str], Any] | None:
@@ -132,11 +156,13 @@ OPTIONS: dict[str, Option] = {name: _option(name, item) for name, item in FIELDS
 def add_declaration_options(parser: Any,
                             description: str = "what a TARGET given as a function supports and which conventions it "
                                                "follows (for a built-in or a Backend object, each option given "
-                                               "replaces its declared value)") -> None:
-    """The declaration fields as options of a command (``kqv check``, ``kqv export``), in a group of their own."""
+                                               "replaces its declared value)", leave_out: tuple[str, ...] = ()) -> None:
+    """The declaration fields as options of a command (``kqv check``, ``kqv export``), in a group of their own;
+    ``leave_out`` names the fields the command has no use for."""
     group = parser.add_argument_group("declaration", description)
-    for option in OPTIONS.values():
-        option.add_to(group)
+    for name, option in OPTIONS.items():
+        if name not in leave_out:
+            option.add_to(group)
 
 
 def integer(minimum: int) -> Callable[[str], int]:
@@ -242,7 +268,11 @@ def with_overrides(backend: Any, overrides: dict[str, Any]) -> Any:
     """A new Backend whose declaration has ``overrides``; ``backend`` itself is left as it was.
 
     Unknown fields raise a TypeError listing the known ones, bad values a ValueError naming the field.
+    ``backward`` applies to sdpa backends only (the gradients of the other kinds are not checked): ``kqv check numpy
+    --backward`` declares it for numpy's sdpa backend and leaves its mha and pe backends as they are.
     """
+    if backend.kind != "sdpa":
+        overrides = {name: value for name, value in overrides.items() if name != "backward"}
     if not overrides:
         return backend
     recipe = backend.recipe and backend.recipe._replace(overrides={**backend.recipe.overrides, **overrides})

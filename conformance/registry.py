@@ -5,7 +5,8 @@ backend breaks its clause on that case, a strategy that draws cases within the b
 declaration, and what it needs from the declaration (without which it is skipped, with the reason).
 What the runner and the reports need to know of a check is an attribute of it: ``foundation``
 (every other check of the kind leans on it), ``numeric`` (it judges numbers against the reference,
-so an imprecise backend departs from it) and ``variant`` (the variant of the contract it belongs to).
+so an imprecise backend departs from it) and ``variant`` (the variant of the contract it belongs to, or
+``backward`` for the gradient checks of :mod:`kqv.conformance.gradients`).
 """
 
 from __future__ import annotations
@@ -23,16 +24,13 @@ from .profiles import Profile
 class CheckFailure(AssertionError):
     """The backend breaks the clause on this case; the message says how.
 
-    ``explain``, when given, adds to the message what the output computes instead; it can be costly,
-    so the runner asks for it once, for the shrunk counterexample only (:meth:`explained`).
+    ``cause`` is set when the call itself failed, whatever the clause (the backend raised, or returned something
+    other than an array): the same cause across clauses is one root cause of the report.
     """
 
-    def __init__(self, message: str, explain: Callable[[], str] | None = None) -> None:
+    def __init__(self, message: str, cause: str | None = None) -> None:
         super().__init__(message)
-        self.explain = explain
-
-    def explained(self) -> str:
-        return str(self) + (self.explain() if self.explain is not None else "")
+        self.cause = cause
 
 
 @dataclass
@@ -65,7 +63,7 @@ class Check:
     per_dtype: bool = True  # pe checks run once: the call has no input dtype
     foundation: bool = False  # other failures of the kind may only echo a failure of this one
     numeric: bool = True  # compares numbers with the reference (False: shape, dtype, repeatability, ...)
-    variant: str | None = None  # the variant of the sdpa contract it checks (kqv.conformance.variants)
+    variant: str | None = None  # the variant of the sdpa contract it checks (kqv.conformance.variants), or "backward"
     examples: Callable[[Profile], int] | None = None  # examples per dtype, when not the profile's own
 
     def examples_in(self, profile: Profile) -> int:

@@ -12,10 +12,12 @@ or hangs fails the case that caused it; hypothesis and the shrinking stay here.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 import zlib
 from collections import Counter
-from typing import Callable, Protocol
+from typing import Any, Callable, ContextManager, NamedTuple, Protocol
 
 import numpy as np
 from hypothesis import HealthCheck, Verbosity, given, settings
@@ -27,27 +29,31 @@ from kqv.spec import clause as lookup
 from .backend import Backend
 from .checks import Check, CheckFailure, Context, checks_for
 from .declaration import Declaration
+from .diagnosis import Evidence, diagnose
 from .dtypes import bfloat16_missing
 from .executors import Executor, Outcome, executor_for, where
 from .executors.capture import Captured
-from .kinds import KINDS, masked_rows
+from .kinds import KINDS, case_from_json, masked_rows
 from .kinds.base import Case
 from .options import DEFAULT_TIMEOUT
 from .profiles import Profile, profile as lookup_profile
+from .report.causes import case_size, reproduce_command
 from .report.data import ClauseResult, DtypeResult, TargetReport
 
 Progress = Callable[[str, dict], None]
-Explored = tuple[str, str, int, "Case | None"]  # (status, message, examples, the failing case or None)
 
 
 class CaseSource(Protocol):
     """Where the cases of a run come from when hypothesis does not draw them (``kqv judge``: those of an export).
 
     ``explore`` runs one check at one dtype, as :func:`explore` does (its status may also be ``skipped``, with the
-    reason as message); ``reproduce`` is the command that shows the failures of a clause again.
+    reason as message); ``diagnosing`` holds while the diagnosis calls the backend on the failing cases and on its
+    probes; ``reproduce`` is the command that shows the failures of a clause again.
     """
 
     def explore(self, check: Check, dtype: str | None, context: Context, captured: Captured) -> Explored: ...
+
+    def diagnosing(self) -> ContextManager[None]: ...
 
     def reproduce(self, clause: str) -> str: ...
 
@@ -100,25 +106,37 @@ def case_seed(seed: int, clause: str, dtype: str | None, tiles: bool = False) ->
     return zlib.crc32(f"{seed}:{clause}:{dtype}:{'tiles' if tiles else ''}".encode())
 
 
+class Explored(NamedTuple):
+    """What one check at one dtype found: ``cause`` and ``fatal`` those of the shrunk failure's
+    :class:`~kqv.conformance.executors.Outcome` (the call raised, or killed or hung its worker)."""
+
+    status: str
+    message: str
+    examples: int
+    case: Case | None
+    cause: str | None = None
+    fatal: str | None = None
+
+
 def explore(check: Check, executor: Executor, declaration: Declaration, dtype: str | None, profile: Profile,
-            seed: int, context: Context, captured: Captured) -> tuple[str, str, int, Case | None]:
-    """Run one check at one dtype: ``(status, message, examples, shrunk case or None)``.
+            seed: int, context: Context, captured: Captured) -> Explored:
+    """Run one check at one dtype: its :class:`Explored` (status, message, examples, the shrunk case or None).
 
     A check judged against the reference that passes draws ``profile.tile_examples`` more cases with
     a length or a width at a tile boundary (:meth:`Profile.at_tiles`, clause ``attention.tile-boundaries``).
     What each case observed goes into ``context``, what the backend printed and warned into ``captured``.
     """
     outcome = _explore(check, executor, declaration, dtype, profile, seed, context, captured)
-    if outcome[0] == "passed" and check.numeric and profile.tile_examples and not profile.tiles:
+    if outcome.status == "passed" and check.numeric and profile.tile_examples and not profile.tiles:
         tiles = _explore(check, executor, declaration, dtype, profile.at_tiles(), seed, context, captured)
-        return tiles[0], tiles[1], outcome[2] + tiles[2], tiles[3]
+        return tiles._replace(examples=outcome.examples + tiles.examples)
     return outcome
 
 
 def _explore(check: Check, executor: Executor, declaration: Declaration, dtype: str | None, profile: Profile,
-             seed: int, context: Context, captured: Captured) -> tuple[str, str, int, Case | None]:
+             seed: int, context: Context, captured: Captured) -> Explored:
     strategy = check.strategy(declaration, dtype, profile)
-    failures: list[tuple[Case, CheckFailure]] = []
+    failures: list[tuple[Case, Outcome]] = []
     examples = [0]
     fatal: dict[str, Outcome] = {}  # the cases that killed or hung the worker, by their JSON
     limits = FATAL_CASES if executor.deaths < TARGET_DEATHS else {how: 1 for how in FATAL_CASES}
@@ -132,9 +150,8 @@ def _explore(check: Check, executor: Executor, declaration: Declaration, dtype: 
         if outcome.fatal:
             fatal[key] = outcome
         if outcome.status == "failed":
-            failure = outcome.failure()
-            failures.append((case, failure))
-            raise failure
+            failures.append((case, outcome))
+            raise outcome.failure()
 
     test = seeded(case_seed(seed, check.clause, dtype, profile.tiles))(settings(
         max_examples=check.examples_in(profile), deadline=None, database=None, derandomize=False,
@@ -144,13 +161,15 @@ def _explore(check: Check, executor: Executor, declaration: Declaration, dtype: 
     try:
         test()
     except CheckFailure:
-        case, failure = failures[-1]  # hypothesis replays the shrunk case last
-        return "failed", failure.explained() + _stopped(fatal, limits), examples[0], case
+        case, outcome = failures[-1]  # hypothesis replays the shrunk case last
+        return Explored("failed", outcome.message + _stopped(fatal, limits), examples[0], case, outcome.cause,
+                        outcome.fatal)
     except Flaky:
-        case, failure = failures[-1]
-        return "failed", f"{failure.explained()} (this failure did not repeat when the case was replayed: the backend " \
-                         f"is not deterministic, or depends on earlier calls)", examples[0], case
-    return "passed", "", examples[0], None
+        case, outcome = failures[-1]
+        return Explored("failed", f"{outcome.message} (this failure did not repeat when the case was replayed: the "
+                        f"backend is not deterministic, or depends on earlier calls)", examples[0], case,
+                        outcome.cause, outcome.fatal)
+    return Explored("passed", "", examples[0], None)
 
 
 def _exhausted(fatal: dict[str, Outcome], limits: dict[str, int]) -> bool:
@@ -166,13 +185,12 @@ def _stopped(fatal: dict[str, Outcome], limits: dict[str, int]) -> str:
            f"it too)"
 
 
-def replay_case(check: Check, executor: Executor, case: Case, context: Context,
-                captured: Captured) -> tuple[str, str]:
-    """Run one check on one given case: ``(status, message)``."""
+def replay_case(check: Check, executor: Executor, case: Case, context: Context, captured: Captured) -> Explored:
+    """Run one check on one given case: its :class:`Explored` (the case kept when it fails)."""
     outcome = absorbed(executor.run(check, case), context, captured)
     if outcome.status == "failed":
-        return "failed", outcome.failure().explained()
-    return "passed", ""
+        return Explored("failed", outcome.message, 1, case, outcome.cause, outcome.fatal)
+    return Explored("passed", "", 1, None)
 
 
 def absorbed(outcome: Outcome, context: Context, captured: Captured) -> Outcome:
@@ -181,10 +199,6 @@ def absorbed(outcome: Outcome, context: Context, captured: Captured) -> Outcome:
         context.observations.setdefault(name, []).extend(records)
     captured.counts.update(outcome.captured.counts)
     return outcome
-
-
-def _reproduce(origin: str, kind: str, clause_id: str, case: Case) -> str:
-    return f"kqv check {origin} --kind {kind} --clause {clause_id} --replay '{case.to_json()}'"
 
 
 def _conventions(backend: Backend, context: Context) -> dict[str, dict[str, str]]:
@@ -248,6 +262,7 @@ def _run(backend: Backend, executor: Executor, profile: str | Profile, seed: int
     started = time.perf_counter()
     results: list[ClauseResult] = []
     contexts: dict[str, Context] = {}
+    evidence: dict[str, Evidence | None] = {}  # of each call the diagnosis made, by case: probes serve many clauses
     for check in checks:
         context = contexts.setdefault(check.clause, Context())
         captured = Captured()
@@ -262,29 +277,29 @@ def _run(backend: Backend, executor: Executor, profile: str | Profile, seed: int
             if missing:
                 result.dtypes.append(DtypeResult(dtype, "skipped", missing))
                 continue
-            case = None
             if replay is not None:
-                status, message = replay_case(check, executor, replay, context, captured)
-                examples, case = 1, (replay if status == "failed" else None)
+                found = replay_case(check, executor, replay, context, captured)
             elif source is not None:
-                status, message, examples, case = source.explore(check, dtype, context, captured)
-                if status == "skipped":
-                    result.dtypes.append(DtypeResult(dtype, "skipped", message))
+                found = source.explore(check, dtype, context, captured)
+                if found.status == "skipped":
+                    result.dtypes.append(DtypeResult(dtype, "skipped", found.message))
                     continue
             else:
-                status, message, examples, case = explore(check, executor, declaration, dtype, profile, seed, context,
-                                                          captured)
+                found = explore(check, executor, declaration, dtype, profile, seed, context, captured)
+            status, message, case = found.status, found.message, found.case
             known = declaration.expected_failure(check.clause, dtype) if dtype else \
                 next((f for f in declaration.expected_failures if f.clause == check.clause), None)
             if known is not None:
                 status = "xfailed" if status == "failed" else "xpassed"
                 message = f"known departure: {known.reason}" + (f"; {message}" if message else "")
-            result.dtypes.append(DtypeResult(dtype, status, message, examples, time.perf_counter() - clock,
-                                             case.to_json() if case is not None else None))
+            result.dtypes.append(DtypeResult(dtype, status, message, found.examples, time.perf_counter() - clock,
+                                             case.to_json() if case is not None else None, found.cause, found.fatal))
             if case is not None and result.counterexample is None:
                 result.counterexample = f"{case.describe()}\n{_arrays_text(case)}".strip()
                 result.reproduce = source.reproduce(check.clause) if source is not None else \
-                    _reproduce(origin, backend.kind, check.clause, case)
+                    reproduce_command(origin, backend.kind, check.clause, case.to_json())
+        with source.diagnosing() if source is not None else contextlib.nullcontext():
+            result.departures = _diagnosed(executor, backend, result, evidence)
         if check.finish is not None and replay is None:
             trouble = check.finish(context, declaration)
             if trouble:
@@ -304,7 +319,19 @@ def _run(backend: Backend, executor: Executor, profile: str | Profile, seed: int
     merged = link_foundations(backend.kind, list({r.clause: r for r in results}.values()))
     return TargetReport(backend.name, backend.kind, merged, _conventions(backend, contexts.get(
         masked_rows.CLAUSE, Context())), backend.description, declaration.dtypes, time.perf_counter() - started,
-        declaration.variants, where(executor))
+        declaration.variants, where(executor), origin)
+
+
+def _diagnosed(executor: Executor, backend: Backend, result: ClauseResult,
+               evidence: dict[str, Evidence | None]) -> list[dict[str, Any]]:
+    """The departures that explain this check's failures (:mod:`kqv.conformance.diagnosis`), as report data: the
+    shrunk case of each dtype that failed (smallest first), unless its call killed or hung the worker."""
+    failing = sorted((d for d in result.dtypes if d.status == "failed" and d.case and not d.fatal),
+                     key=lambda d: case_size(json.loads(d.case)))
+    if not failing:
+        return []
+    cases = [(d.dtype or "", case_from_json(d.case)) for d in failing]  # labelled by dtype (none for pe)
+    return [named.to_dict() for named in diagnose(executor, backend.kind, backend.declaration, cases, evidence)]
 
 
 def link_foundations(kind: str, results: list[ClauseResult]) -> list[ClauseResult]:
@@ -324,14 +351,18 @@ def _merge(results: list[ClauseResult], result: ClauseResult) -> ClauseResult:
     earlier.dtypes.extend(result.dtypes)
     earlier.counterexample = earlier.counterexample or result.counterexample
     earlier.reproduce = earlier.reproduce or result.reproduce
+    names = {named["name"] for named in earlier.departures}
+    earlier.departures += [named for named in result.departures if named["name"] not in names]
     earlier.printed = dict(Counter(earlier.printed) + Counter(result.printed))
     earlier.message = summary(earlier)
     return earlier
 
 
 def summary(result: ClauseResult) -> str:
-    """The one-line message of a clause: what failed, was expected to fail or passed, and what was skipped, by dtype."""
-    parts = []
+    """The one-line message of a clause: the departures that explain it, then what failed, was expected to fail or
+    passed, and what was skipped, by dtype."""
+    parts = [f"the output matches \"{named['name']}\" ({named['description']}), {named['evidence']}"
+             for named in result.departures]
     for status in ("failed", "xfailed", "xpassed"):
         for outcome in (d for d in result.dtypes if d.status == status):
             parts.append(f"{status}{' at ' + outcome.dtype if outcome.dtype else ''}: {outcome.message}")

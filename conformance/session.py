@@ -62,8 +62,12 @@ class Plan:
         return report
 
 
-def _command_words(target: str, overrides: dict[str, Any], arrays: str) -> str:
+def _command_words(target: str, overrides: dict[str, Any], arrays: str, backward: str | None = None) -> str:
+    if backward is not None:  # --backward MODULE:FUNCTION says backward=True itself
+        overrides = {name: value for name, value in overrides.items() if name != "backward"}
     words = [target, *command_words(overrides)]
+    if backward is not None:
+        words += ["--backward", backward]
     if arrays != "numpy":
         words += ["--arrays", arrays]
     return " ".join(words)
@@ -72,9 +76,14 @@ def _command_words(target: str, overrides: dict[str, Any], arrays: str) -> str:
 def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", seed: int = 0,
          clauses: list[str] | None = None, overrides: dict[str, Any] | None = None, arrays: str = "numpy",
          replay: str | None = None, isolation: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
-         jobs: int = 1, expected_failures: str | None = None) -> Plan:
-    """Resolve and validate a session; raises :class:`UsageError` or ``LoadError`` naming the problem."""
+         jobs: int = 1, expected_failures: str | None = None, backward: str | None = None) -> Plan:
+    """Resolve and validate a session; raises :class:`UsageError` or ``LoadError`` naming the problem.
+
+    ``backward`` names the backward callable (``module:function``) of each function target."""
     overrides = overrides or {}
+    if backward is not None and not targets:
+        raise UsageError(f"--backward {backward}: a backward callable needs the function TARGET it differentiates, "
+                         f"given first: kqv check TARGET --backward {backward}")
     for clause_id in clauses or ():
         try:
             lookup_clause(clause_id)
@@ -112,8 +121,8 @@ def plan(targets: list[str], *, kind: str | None = None, profile: str = "ci", se
                 chosen.append((backend, _command_words(name, overrides, "numpy")))
     else:
         for target in targets:
-            for backend in resolve(target, kind, overrides, arrays):
-                chosen.append((backend, _command_words(target, overrides, arrays)))
+            for backend in resolve(target, kind, overrides, arrays, backward):
+                chosen.append((backend, _command_words(target, overrides, arrays, backward)))
     if clauses:
         usable = []
         for backend, origin in chosen:

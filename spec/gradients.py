@@ -40,24 +40,24 @@ Matrix = sympy.ImmutableMatrix
 Closed = Callable[..., sympy.ImmutableMatrix]
 
 # The explicit case: L = S = d_k = d_v = 2, with the symbolic scale s.
-_SIZE = 2
+SIZE = 2
 
 
-def _m(name: str) -> Matrix:
-    return symbolic.matrix(name, _SIZE, _SIZE, real=True)
+def explicit(name: str) -> Matrix:
+    return symbolic.matrix(name, SIZE, SIZE, real=True)
 
 
-def _sum_product(weights: Matrix, values: Matrix) -> sympy.Expr:
+def sum_product(weights: Matrix, values: Matrix) -> sympy.Expr:
     """``sum(weights * values)``, the elementwise product summed over every entry."""
     return sympy.Add(*(a * b for a, b in zip(weights, values)))
 
 
-def _rowsum_outer(x: Matrix) -> Matrix:
+def rowsum_outer(x: Matrix) -> Matrix:
     """``rowsum(x) 1^T``: each row's sum, repeated along the row."""
     return Matrix(x.rows, x.cols, lambda a, b: sum(x.row(a)))
 
 
-def _hadamard(x: Matrix, y: Matrix) -> Matrix:
+def hadamard(x: Matrix, y: Matrix) -> Matrix:
     return Matrix(x.rows, x.cols, lambda a, b: x[a, b] * y[a, b])
 
 
@@ -80,54 +80,54 @@ def gradient_step(text: str, loss: sympy.Expr, variables: Matrix, closed_form: M
     return Step(text, lhs, closed_form, check=check)
 
 
-def _value_closed(weights: Matrix, upstream: Matrix) -> Matrix:
+def value_closed(weights: Matrix, upstream: Matrix) -> Matrix:
     return weights.T * upstream
 
 
-def _weights_closed(upstream: Matrix, values: Matrix) -> Matrix:
+def weights_closed(upstream: Matrix, values: Matrix) -> Matrix:
     return upstream * values.T
 
 
-def _scores_closed(weights: Matrix, upstream: Matrix) -> Matrix:
-    return _hadamard(weights, upstream - _rowsum_outer(_hadamard(upstream, weights)))
+def scores_closed(weights: Matrix, upstream: Matrix) -> Matrix:
+    return hadamard(weights, upstream - rowsum_outer(hadamard(upstream, weights)))
 
 
-def _query_closed(scale: sympy.Expr, upstream: Matrix, keys: Matrix, queries: Matrix) -> Matrix:
+def query_closed(scale: sympy.Expr, upstream: Matrix, keys: Matrix, queries: Matrix) -> Matrix:
     return scale * upstream * keys
 
 
-def _key_closed(scale: sympy.Expr, upstream: Matrix, keys: Matrix, queries: Matrix) -> Matrix:
+def key_closed(scale: sympy.Expr, upstream: Matrix, keys: Matrix, queries: Matrix) -> Matrix:
     return scale * upstream.T * queries
 
 
-def value_derivation(closed: Closed = _value_closed) -> Derivation:
+def value_derivation(closed: Closed = value_closed) -> Derivation:
     """``dV = closed(P, dO)`` on the explicit case (the clause's closed form by default)."""
-    weights, upstream, values = _m("p"), _m("g"), _m("v")
-    loss = _sum_product(upstream, weights * values)
+    weights, upstream, values = explicit("p"), explicit("g"), explicit("v")
+    loss = sum_product(upstream, weights * values)
     return Derivation((
         gradient_step("L = S = d_v = 2: sympy differentiates l = sum(dO * O) with O = P V by each entry of V",
                       loss, values, closed(weights, upstream)),
     ))
 
 
-def weights_derivation(closed: Closed = _weights_closed) -> Derivation:
+def weights_derivation(closed: Closed = weights_closed) -> Derivation:
     """``dP = closed(dO, V)`` on the explicit case."""
-    weights, upstream, values = _m("p"), _m("g"), _m("v")
-    loss = _sum_product(upstream, weights * values)
+    weights, upstream, values = explicit("p"), explicit("g"), explicit("v")
+    loss = sum_product(upstream, weights * values)
     return Derivation((
         gradient_step("L = S = d_v = 2: sympy differentiates l = sum(dO * O) with O = P V by each entry of P",
                       loss, weights, closed(upstream, values)),
     ))
 
 
-def scores_derivation(closed: Closed = _scores_closed) -> Derivation:
+def scores_derivation(closed: Closed = scores_closed) -> Derivation:
     """``dA = closed(P, dP)`` with ``P = softmax(A)`` on the explicit case."""
-    scores, upstream = _m("a"), _m("g")
+    scores, upstream = explicit("a"), explicit("g")
     weights = symbolic.softmax_rows(scores)
-    loss = _sum_product(upstream, weights)
+    loss = sum_product(upstream, weights)
     closed_form = closed(weights, upstream)
     steps = []
-    for row in range(_SIZE):
+    for row in range(SIZE):
         x = list(scores.row(row))
         jacobian = Matrix(symbolic.softmax(x)).jacobian(x)
         steps.append(Step(
@@ -136,23 +136,26 @@ def scores_derivation(closed: Closed = _scores_closed) -> Derivation:
     steps.append(gradient_step(
         "L = S = 2: sympy differentiates l = sum(dP * P) with P = softmax(A) by each entry of A",
         loss, scores, closed_form))
+    steps.append(Step("each row of dA sums to zero (the Jacobian's rows do), so sum_j dK_j = s sum_i (sum_j dA_ij) "
+                      "Q_i = 0",
+                      Matrix(SIZE, 1, lambda a, b: sum(closed_form.row(a))), Matrix.zeros(SIZE, 1), check=same_matrix))
     return Derivation(tuple(steps))
 
 
-def _end_to_end(queries: Matrix, keys: Matrix, values: Matrix, upstream: Matrix) -> tuple[sympy.Expr, Matrix]:
+def end_to_end(queries: Matrix, keys: Matrix, values: Matrix, upstream: Matrix) -> tuple[sympy.Expr, Matrix]:
     """The loss ``sum(dO * O)`` of attention and the closed-form ``dA`` from the clauses above."""
     weights = symbolic.softmax_rows(s * queries * keys.T)
-    loss = _sum_product(upstream, weights * values)
-    d_scores = _scores_closed(weights, _weights_closed(upstream, values))
+    loss = sum_product(upstream, weights * values)
+    d_scores = scores_closed(weights, weights_closed(upstream, values))
     return loss, d_scores
 
 
 def _input_derivation(name: str, pick: Callable[..., sympy.ImmutableMatrix], closed: Closed) -> Derivation:
     """``d<name> = closed(s, dA, K, Q)`` on the explicit case: first locally, then end to end."""
-    queries, keys, values, upstream, d_scores = _m("q"), _m("k"), _m("v"), _m("g"), _m("b")
+    queries, keys, values, upstream, d_scores = explicit("q"), explicit("k"), explicit("v"), explicit("g"), explicit("b")
     wrt = pick(queries, keys)
-    local = _sum_product(d_scores, s * queries * keys.T)
-    loss, chained = _end_to_end(queries, keys, values, upstream)
+    local = sum_product(d_scores, s * queries * keys.T)
+    loss, chained = end_to_end(queries, keys, values, upstream)
     return Derivation((
         gradient_step(f"L = S = d_k = 2: sympy differentiates l = sum(dA * A) with A = s Q K^T by each entry of {name}",
                       local, wrt, closed(s, d_scores, keys, queries)),
@@ -163,53 +166,53 @@ def _input_derivation(name: str, pick: Callable[..., sympy.ImmutableMatrix], clo
     ))
 
 
-def query_derivation(closed: Closed = _query_closed) -> Derivation:
+def query_derivation(closed: Closed = query_closed) -> Derivation:
     """``dQ = closed(s, dA, K, Q)`` on the explicit case: first locally, then end to end."""
     return _input_derivation("Q", lambda queries, keys: queries, closed)
 
 
-def key_derivation(closed: Closed = _key_closed) -> Derivation:
+def key_derivation(closed: Closed = key_closed) -> Derivation:
     """``dK = closed(s, dA, K, Q)`` on the explicit case: first locally, then end to end."""
     return _input_derivation("K", lambda queries, keys: keys, closed)
 
 
 def _row_symbols(name: str) -> Matrix:
     """Row 0 of a 2 x 2 matrix as symbols ``name_{0 b}``, ``1 x 2``."""
-    return Matrix(1, _SIZE, lambda a, b: sympy.Symbol(f"{name}_{{0{b}}}", real=True))
+    return Matrix(1, SIZE, lambda a, b: sympy.Symbol(f"{name}_{{0{b}}}", real=True))
 
 
 def _row_weights(first: Matrix, second: sympy.Expr) -> Matrix:
     """The 2 x 2 weights with row 0 ``first`` and every entry of row 1 ``second``."""
-    return Matrix([list(first), [second] * _SIZE])
+    return Matrix([list(first), [second] * SIZE])
 
 
 def _uniform_value_closed(weights: Matrix, upstream: Matrix) -> Matrix:
     """``dV = P~^T dO`` with ``P~`` the weights of the uniform convention: row 0 ``weights``, row 1 (no key) ``1/S``."""
-    return _row_weights(weights, sympy.Rational(1, _SIZE)).T * upstream
+    return _row_weights(weights, sympy.Rational(1, SIZE)).T * upstream
 
 
 def masked_row_derivation(uniform_value: Closed = _uniform_value_closed) -> Derivation:
     """Row 1 of the explicit case keeps no key, row 0 keeps both: under ``zeros`` (``O_1 = 0``) and ``uniform``
     (``O_1`` the mean of the values) sympy differentiates ``l = sum(dO * O)`` by ``Q_1``, ``K`` and ``V``; ``dV``
     under ``uniform`` is ``uniform_value(P_0, dO)`` (the clause's closed form by default)."""
-    queries, keys, values, upstream = _m("q"), _m("k"), _m("v"), _m("g")
+    queries, keys, values, upstream = explicit("q"), explicit("k"), explicit("v"), explicit("g")
     first = symbolic.softmax_rows(s * queries[0, :] * keys.T)  # P_0 = softmax(s Q_0 K^T), 1 x 2
     p, b = _row_symbols("p"), _row_symbols("b")  # row 0 of P and of dA, shown as symbols
-    given = {**dict(zip(p, first)), **dict(zip(b, _scores_closed(first, _weights_closed(upstream[0, :], values))))}
-    mean = Matrix(1, _SIZE, lambda a, col: (values[0, col] + values[1, col]) / _SIZE)  # the mean of the values
+    given = {**dict(zip(p, first)), **dict(zip(b, scores_closed(first, weights_closed(upstream[0, :], values))))}
+    mean = Matrix(1, SIZE, lambda a, col: (values[0, col] + values[1, col]) / SIZE)  # the mean of the values
     outputs = {  # the convention: (O, the closed form of dV)
-        "zeros": (Matrix.vstack(first * values, Matrix.zeros(1, _SIZE)), _value_closed(_row_weights(p, 0), upstream)),
+        "zeros": (Matrix.vstack(first * values, Matrix.zeros(1, SIZE)), value_closed(_row_weights(p, 0), upstream)),
         "uniform": (Matrix.vstack(first * values, mean), uniform_value(p, upstream)),
     }
     steps = []
     for convention, (output, d_value) in outputs.items():
-        loss = _sum_product(upstream, Matrix(output))
+        loss = sum_product(upstream, Matrix(output))
         case = f"L = S = d_k = d_v = 2, row 1 keeps no key, {convention}: sympy differentiates l = sum(dO * O)"
         steps += [
             gradient_step(f"{case} by each entry of Q_1, which O does not depend on", loss, queries[1, :],
-                          Matrix.zeros(1, _SIZE)),
+                          Matrix.zeros(1, SIZE)),
             gradient_step(f"{case} by each entry of K: s dA^T Q, row 0 of dA (b) by clauses gradient.weights and "
-                          "gradient.scores, row 1 zero", loss, keys, _key_closed(s, _row_weights(b, 0), keys, queries),
+                          "gradient.scores, row 1 zero", loss, keys, key_closed(s, _row_weights(b, 0), keys, queries),
                           where=given),
             gradient_step(f"{case} by each entry of V: P~^T dO, row 0 of P~ the weights p of row 0 (clause "
                           "gradient.value)", loss, values, d_value, where=given),
@@ -244,7 +247,8 @@ scores = Clause(
     title="Gradient with respect to the scores",
     statement=(
         "Each row of weights is the softmax of its row of scores, so dA = P * (dP - rowsum(dP * P)) with * "
-        "elementwise: the transposed softmax Jacobian of row i applied to row i of dP, without forming it."
+        "elementwise: the transposed softmax Jacobian of row i applied to row i of dP, without forming it. Each row "
+        "of dA sums to zero, so the key gradients sum to zero over the keys."
     ),
     expr=sympy.Eq(dA[i, j], P[i, j] * (dP[i, j] - sympy.Sum(dP[i, k] * P[i, k], (k, 0, S - 1)))),
     derivation=scores_derivation(),

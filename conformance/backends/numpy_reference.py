@@ -2,14 +2,16 @@
 
 The reference computes in float64 whatever its input; as a backend under test it owes the
 output in the query's dtype (clause ``attention.dtype``), so these wrappers round the float64
-result once to that dtype. ``pe`` returns float64.
+result once to that dtype. ``pe`` returns float64. The sdpa backend's backward callable is the reference's analytic
+backward, its gradients rounded alike.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from kqv.reference import multi_head_attention, scaled_dot_product_attention, sinusoidal_positional_encoding
+from kqv.reference import (multi_head_attention, scaled_dot_product_attention, scaled_dot_product_attention_backward,
+                           sinusoidal_positional_encoding)
 
 from ..backend import Backend
 from ..declaration import Declaration
@@ -36,6 +38,18 @@ def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scal
     return result.astype(query.dtype)
 
 
+def sdpa_backward(query, key, value, grad_output, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                  enable_gqa=False, window=None, softcap=None, alibi_slopes=None, kv_lengths=None, sinks=None):
+    """``(dQ, dK, dV)`` of :func:`sdpa` given ``dO`` (clauses ``gradient.*``): the reference's analytic backward in
+    float64 (:func:`kqv.reference.scaled_dot_product_attention_backward`), each rounded to its input's dtype."""
+    gradients = scaled_dot_product_attention_backward(query, key, value, grad_output, attn_mask=attn_mask,
+                                                      dropout_p=dropout_p, is_causal=is_causal, scale=scale,
+                                                      enable_gqa=enable_gqa, window=window, softcap=softcap,
+                                                      alibi_slopes=alibi_slopes, kv_lengths=kv_lengths, sinks=sinks)
+    return (gradients.query.astype(query.dtype), gradients.key.astype(key.dtype),
+            gradients.value.astype(value.dtype))
+
+
 def mha(x_q, x_kv, w_q, w_k, w_v, w_o, b_q=None, b_k=None, b_v=None, b_o=None, *, num_heads, attn_mask=None,
         is_causal=False):
     """Multi-head attention in float64, rounded to ``x_q.dtype`` (clauses ``mha.*``)."""
@@ -53,8 +67,9 @@ def backends() -> dict[str, Backend]:
     common = dict(masked_rows="zeros", causal_alignment="top-left")
     return {
         "sdpa": Backend("numpy", sdpa, Declaration(kind="sdpa", dtypes=_dtypes(), gqa=True, window=True, softcap=True,
-                                                     alibi=True, kv_lengths=True, sinks=True, lse=True, **common),
-                        description=DESCRIPTION),
+                                                     alibi=True, kv_lengths=True, sinks=True, lse=True, backward=True,
+                                                     **common),
+                        description=DESCRIPTION, backward=sdpa_backward),
         "mha": Backend("numpy", mha, Declaration(kind="mha", dtypes=_dtypes(), **common), description=DESCRIPTION),
         "pe": Backend("numpy", pe, Declaration(kind="pe", dtypes=("float64",)), description=DESCRIPTION),
     }

@@ -73,6 +73,7 @@ ALIGNED = {"lengths.offset": OFFSET, "lengths.full": FULL}  # the clauses that d
 ELEMENT = {"float64": 11, "float32": 1, "float16": 10, "bool": 9, "int64": 7}  # onnx.TensorProto element types
 NAMES = ("Q", "K", "V", "attn_mask")
 INPUTS = ("Q", "K", "V", "attn_mask", "past_key", "past_value", "nonpad_kv_seqlen")  # the operator's, by position
+OUTPUTS = ("Y", "present_key", "present_value")  # the operator's first three, by position
 
 
 class OnnxAdapter(NumpyAdapter):
@@ -96,14 +97,17 @@ def opset(lengths: bool, window: bool) -> int:
 
 @functools.lru_cache(maxsize=256)
 def _model(dtype: str, mask: str | None, is_causal: bool, scale: float | None, softcap: float | None = None,
-           window: tuple[int | None, int | None] | None = None, lengths: bool = False) -> bytes:
+           window: tuple[int | None, int | None] | None = None, lengths: bool = False, past: bool = False) -> bytes:
     """The one-node model at :func:`opset`; a window as ``left_window_size``/``right_window_size`` (-1 unbounded),
-    key lengths as the input ``nonpad_kv_seqlen`` (int64, ``(B,)``)."""
+    key lengths as the input ``nonpad_kv_seqlen`` (int64, ``(B,)``); with ``past`` the inputs ``past_key`` and
+    ``past_value`` and the outputs ``present_key`` and ``present_value`` (the cache after the call)."""
     from onnx import helper
 
     types = {"Q": ELEMENT[dtype], "K": ELEMENT[dtype], "V": ELEMENT[dtype]}
     if mask is not None:
         types["attn_mask"] = ELEMENT[mask]
+    if past:
+        types["past_key"] = types["past_value"] = ELEMENT[dtype]
     if lengths:
         types["nonpad_kv_seqlen"] = ELEMENT["int64"]
     inputs = [helper.make_tensor_value_info(name, types[name], None) for name in INPUTS if name in types]
@@ -118,8 +122,10 @@ def _model(dtype: str, mask: str | None, is_causal: bool, scale: float | None, s
     if window is not None:
         attributes["left_window_size"], attributes["right_window_size"] = (-1 if side is None else int(side)
                                                                            for side in window)
-    node = helper.make_node("Attention", used, ["Y"], **attributes)
-    graph = helper.make_graph([node], "attention", inputs, [helper.make_tensor_value_info("Y", ELEMENT[dtype], None)])
+    outputs = OUTPUTS if past else OUTPUTS[:1]
+    node = helper.make_node("Attention", used, list(outputs), **attributes)
+    graph = helper.make_graph([node], "attention", inputs,
+                              [helper.make_tensor_value_info(name, ELEMENT[dtype], None) for name in outputs])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset(lengths, window is not None))])
     model.ir_version = 10
     return model.SerializeToString()
@@ -127,8 +133,9 @@ def _model(dtype: str, mask: str | None, is_causal: bool, scale: float | None, s
 
 @functools.lru_cache(maxsize=256)
 def _session(runtime: str, dtype: str, mask: str | None, is_causal: bool, scale: float | None,
-             softcap: float | None = None, window: tuple[int | None, int | None] | None = None, lengths: bool = False):
-    model = _model(dtype, mask, is_causal, scale, softcap, window, lengths)
+             softcap: float | None = None, window: tuple[int | None, int | None] | None = None, lengths: bool = False,
+             past: bool = False):
+    model = _model(dtype, mask, is_causal, scale, softcap, window, lengths, past)
     if runtime == "onnxruntime":
         import onnxruntime
 
@@ -143,6 +150,40 @@ def _session(runtime: str, dtype: str, mask: str | None, is_causal: bool, scale:
     return ReferenceEvaluator(onnx.load_from_string(model))
 
 
+def feeds_of(query, key, value, attn_mask=None) -> tuple[dict[str, np.ndarray], str | None]:
+    """``Q``, ``K``, ``V`` in the 4-D layout ``(B, H, n, d)`` and ``attn_mask`` broadcast to ``(B, H, L, S)``, with the
+    mask's element type (``bool``, the inputs' dtype, or None without a mask)."""
+    feeds = dict(zip(NAMES, (np.ascontiguousarray(as_batch_heads(a)) for a in (query, key, value))))  # (B, H, n, d)
+    if attn_mask is None:
+        return feeds, None
+    B, H = feeds["Q"].shape[:2]
+    feeds["attn_mask"] = np.ascontiguousarray(np.broadcast_to(as_batch_heads(attn_mask),
+                                                              (B, H) + attn_mask.shape[-2:]))  # (B, H, L, S)
+    return feeds, "bool" if attn_mask.dtype == np.bool_ else query.dtype.name
+
+
+def lengths_of(kv_lengths, query, B: int) -> np.ndarray:
+    """The contract's ``kv_lengths`` (int ``(B,)``, B the axis before the heads, so 4-D calls only) as the operator's
+    ``nonpad_kv_seqlen``, int64 ``(B,)``; a ValueError for any other shape."""
+    if query.ndim != 4:
+        raise ValueError(f"kv_lengths needs the batch axis before the heads, query (B, H, L, E); got query "
+                         f"shape {query.shape}")
+    lengths = np.asarray(kv_lengths)
+    if lengths.shape != (B,):
+        raise ValueError(f"kv_lengths: expected shape ({B},), one length per batch entry; got {lengths.shape}")
+    return np.ascontiguousarray(lengths, dtype=np.int64)  # (B,)
+
+
+def run(runtime: str, feeds: dict[str, np.ndarray], mask: str | None, is_causal: bool, scale: float | None,
+        softcap: float | None = None, window=None, outputs: tuple[str, ...] = OUTPUTS[:1]) -> list[np.ndarray]:
+    """The ``outputs`` of the one-node model for ``feeds`` (``nonpad_kv_seqlen`` and ``past_key``/``past_value``
+    among them when given) on ``runtime``."""
+    window = None if window is None else tuple(window)
+    session = _session(runtime, feeds["Q"].dtype.name, mask, bool(is_causal), scale, softcap, window,
+                       "nonpad_kv_seqlen" in feeds, "past_key" in feeds)
+    return session.run(list(outputs), feeds)
+
+
 def attention(runtime: str):
     """The ``sdpa`` function that runs the one-node model on ``runtime`` (onnxruntime or reference)."""
     def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False,
@@ -153,46 +194,42 @@ def attention(runtime: str):
         if dropout_p:
             raise ValueError("ONNX Attention has no dropout")
         leading, L = query.shape[:-2], query.shape[-2]
-        feeds = dict(zip(NAMES, (np.ascontiguousarray(as_batch_heads(a)) for a in (query, key, value))))  # (B, H, n, d)
-        B, H = feeds["Q"].shape[:2]
+        feeds, mask = feeds_of(query, key, value, attn_mask)
         if kv_lengths is not None:
-            if query.ndim != 4:
-                raise ValueError(f"kv_lengths needs the batch axis before the heads, query (B, H, L, E); got query "
-                                 f"shape {query.shape}")
-            lengths = np.asarray(kv_lengths)
-            if lengths.shape != (B,):
-                raise ValueError(f"kv_lengths: expected shape ({B},), one length per batch entry; got {lengths.shape}")
-            feeds["nonpad_kv_seqlen"] = np.ascontiguousarray(lengths, dtype=np.int64)  # (B,)
-        mask = None
-        if attn_mask is not None:
-            feeds["attn_mask"] = np.ascontiguousarray(np.broadcast_to(as_batch_heads(attn_mask), (B, H) + attn_mask.shape[-2:]))
-            mask = "bool" if attn_mask.dtype == np.bool_ else query.dtype.name
-        window = None if window is None else tuple(window)
-        session = _session(runtime, query.dtype.name, mask, bool(is_causal), scale, softcap, window,
-                           kv_lengths is not None)
-        (out,) = session.run(None, feeds)  # (B, H, L, Ev)
+            feeds["nonpad_kv_seqlen"] = lengths_of(kv_lengths, query, feeds["Q"].shape[0])  # (B,)
+        (out,) = run(runtime, feeds, mask, is_causal, scale, softcap, window)  # (B, H, L, Ev)
         return out.reshape(leading + (L, value.shape[-1]))
     sdpa.__name__ = f"attention_{runtime}"
     return sdpa
 
 
-def backend(runtime: str) -> Backend:
+def departures(runtime: str, aligned: dict[str, str]) -> tuple[ExpectedFailure, ...]:
+    """The known departures of ``runtime``: the float32 ``sqrt(scale)`` at float64 (ONNX's reference: explicit scales
+    only), the float32 ``softcap`` at float64, and the clauses of ``aligned`` (clause -> reason) at every dtype."""
     # ONNX's reference computes the default scale in float64: only the checks that draw explicit scales see the error.
     imprecision = imprecise("sdpa", ("float64",), SCALE, explicit_scales_only=runtime == "reference")
-    known = tuple(f for f in imprecision if f.clause not in CAPPED + tuple(ALIGNED))
+    known = tuple(f for f in imprecision if f.clause not in CAPPED + tuple(aligned))
     known += tuple(ExpectedFailure(clause, SOFTCAP if runtime == "reference" else f"{SCALE}; {SOFTCAP}", ("float64",))
                    for clause in CAPPED)
     scaled = {f.clause for f in imprecision}
-    for clause, reason in ALIGNED.items():  # at every dtype; at float64 with the scale's error where it shows
+    for clause, reason in aligned.items():  # at every dtype; at float64 with the scale's error where it shows
         known += ((ExpectedFailure(clause, f"{reason}; {SCALE}", ("float64",)),
                    ExpectedFailure(clause, reason, ("float32", "float16"))) if clause in scaled
                   else (ExpectedFailure(clause, reason),))
+    return known
+
+
+def packages(runtime: str) -> tuple[str, ...]:
+    """What ``runtime`` needs installed."""
+    return ("onnx", "onnxruntime") if runtime == "onnxruntime" else ("onnx",)
+
+
+def backend(runtime: str) -> Backend:
     declaration = Declaration(kind="sdpa", dtypes=("float64", "float32", "float16"), masked_rows="zeros",
                               causal_alignment="top-left", gqa=True, softcap=True, window=True, kv_lengths=True,
-                              expected_failures=known,
+                              expected_failures=departures(runtime, ALIGNED),
                               conventions=(("layout", "(B, H, L, E), mapped from (..., L, E)"),
                                            ("mask polarity", "True = attend")))
-    packages = ("onnx", "onnxruntime") if runtime == "onnxruntime" else ("onnx",)
     name = "onnxruntime-attention-cpu" if runtime == "onnxruntime" else "onnx-reference-attention"
-    return Backend(name, attention(runtime), declaration, OnnxAdapter(packages),
+    return Backend(name, attention(runtime), declaration, OnnxAdapter(packages(runtime)),
                    description=f"ONNX Attention (opset 23; 24 with key lengths, 25 with a window) on {'onnxruntime, CPU provider' if runtime == 'onnxruntime' else 'onnx.reference.ReferenceEvaluator'}")

@@ -23,6 +23,6 @@ def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scal
 
 def backend(device: str) -> Backend:
     declaration = Declaration(kind="sdpa", dtypes=DTYPES, device=device, mask_with_causal=False,
-                              masked_rows="zeros", causal_alignment="top-left", gqa=True)
+                              masked_rows="zeros", causal_alignment="top-left", gqa=True, backward=True)
     return Backend(f"torch-sdpa-{device}", sdpa, declaration, TorchAdapter(device),
                    description=f"torch.nn.functional.scaled_dot_product_attention on {device}, default kernel choice")

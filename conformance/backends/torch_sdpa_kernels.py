@@ -74,7 +74,7 @@ def flash_cpu(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
                                                                       attn_mask=attn_mask, scale=scale)
 
 
-COMMON = dict(mask_with_causal=False, masked_rows="zeros", causal_alignment="top-left")
+COMMON = dict(mask_with_causal=False, masked_rows="zeros", causal_alignment="top-left", backward=True)
 DECLARATIONS = {
     ("cpu", "MATH"): Declaration(kind="sdpa", dtypes=DTYPES, gqa=True, **COMMON),
     ("cpu", "FLASH_ATTENTION"): Declaration(kind="sdpa", dtypes=DTYPES, batch_dims=(2,), value_width=False, gqa=True,

@@ -11,6 +11,7 @@ import os
 from typing import Any, Protocol
 
 from ..backend import Backend
+from ..diagnosis.evidence import Evidence
 from ..options import DEFAULT_TIMEOUT
 from ..registry import Check
 from .inprocess import InProcess
@@ -23,6 +24,8 @@ class Executor(Protocol):
     deaths: int  # workers lost to a crash or a hang so far
 
     def run(self, check: Check, case: Any) -> Outcome: ...
+
+    def diagnose(self, case: Any) -> Evidence | None: ...
 
     def close(self) -> None: ...
 

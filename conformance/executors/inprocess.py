@@ -6,7 +6,8 @@ from typing import Any
 
 from ..backend import Backend
 from ..registry import Check
-from .outcome import Outcome, run_case
+from ..diagnosis.evidence import Evidence
+from .outcome import Outcome, diagnose_case, run_case
 
 
 class InProcess:
@@ -17,8 +18,12 @@ class InProcess:
     def __init__(self, backend: Backend, note: str = "") -> None:
         self.backend = backend
         self.note = note  # why the backend runs here, when isolation was not turned off
+
     def run(self, check: Check, case: Any) -> Outcome:
         return run_case(check, self.backend, case, streams=False)
+
+    def diagnose(self, case: Any) -> Evidence:
+        return diagnose_case(self.backend, case, streams=False)
 
     def close(self) -> None:
         pass

@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..backend import Backend
+from ..diagnosis.evidence import Evidence
 from ..registry import Check
 from .outcome import Outcome
 from .zygote import shared
@@ -136,32 +137,32 @@ class Isolated:
         self.read_to = output.tell()
         return text
 
-    def _request(self, request: str, check: Check, case: Any) -> tuple:
+    def _request(self, request: str, key: tuple[str, str, str] | None, case: Any, what: str) -> tuple:
         if self.connection is None:
             self.pid, self.connection = self.zygote.fork(self.payload, self.stamp)
-        self.connection.send((request, (check.kind, check.clause, check.name), case))
+        self.connection.send((request, key, case))
         reply = self._receive()
         if reply[0] == "error":
-            raise RuntimeError(f"kqv's check {check.name} ({check.clause}) raised in the worker process:\n{reply[1]}")
+            raise RuntimeError(f"kqv's {what} raised in the worker process:\n{reply[1]}")
         return reply
 
     def run(self, check: Check, case: Any) -> Outcome:
         try:
-            outcome: Outcome = self._request("run", check, case)[1]
+            key = (check.kind, check.clause, check.name)
+            outcome: Outcome = self._request("run", key, case, f"check {check.name} ({check.clause})")[1]
         except WorkerDied as died:
-            outcome = Outcome("failed", str(died), fatal=died.how)
+            outcome = Outcome("failed", str(died), fatal=died.how, cause=str(died))
         outcome.captured.add_text("output", self._printed())
-        if outcome.status == "failed" and not outcome.fatal:
-            outcome.explain = lambda: self._explain(check, case)
         return outcome
 
-    def _explain(self, check: Check, case: Any) -> str:
+    def diagnose(self, case: Any) -> Evidence | None:
+        """The evidence of one call on ``case`` for the diagnosis of a failure (None when the worker died)."""
         try:
-            text = self._request("explain", check, case)[1]
+            evidence = self._request("diagnose", None, case, "diagnosis")[1]
         except WorkerDied:
-            return ""
+            evidence = None
         self._printed()
-        return text
+        return evidence
 
     def close(self) -> None:
         """End the worker (the zygote stays, for the next backend)."""

@@ -8,10 +8,11 @@ for each worker the parent sends a socket, and the zygote forks a child that ser
 milliseconds instead of a fresh interpreter's second or two. The zygote also reports how a child
 ended (``waitpid``), so the parent can name the signal.
 
-A worker answers ``("run", check key, case)`` and ``("explain", check key, case)`` with one reply
-each. Before every call of the backend it sends ``("call",)``, so that the parent's timeout runs per
-call. What the backend writes to the file descriptors 1 and 2 lands in a file the parent reads;
-Python's own prints and warnings come back counted with the outcome.
+A worker answers ``("run", check key, case)`` and ``("diagnose", None, case)`` (the evidence of one
+call for the diagnosis of a failure, :mod:`kqv.conformance.diagnosis`) with one reply each. Before
+every call of the backend it sends ``("call",)``, so that the parent's timeout runs per call. What
+the backend writes to the file descriptors 1 and 2 lands in a file the parent reads; Python's own
+prints and warnings come back counted with the outcome.
 """
 
 from __future__ import annotations
@@ -35,16 +36,20 @@ def _flush_c_streams() -> None:
         pass
 
 
-def _announcing(backend: Any, connection: Connection) -> Any:
-    """The backend, telling the parent before each call that a call starts."""
-    fn = backend.fn
-
+def _announced(fn: Any, connection: Connection) -> Any:
+    """``fn``, telling the parent before each call that a call starts."""
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
         connection.send(("call",))
         return fn(*args, **kwargs)
 
-    return dataclasses.replace(backend, fn=call)
+    return call
+
+
+def _announcing(backend: Any, connection: Connection) -> Any:
+    """The backend, telling the parent before each call of it (or of its backward callable) that a call starts."""
+    backward = None if backend.backward is None else _announced(backend.backward, connection)
+    return dataclasses.replace(backend, fn=_announced(backend.fn, connection), backward=backward)
 
 
 def load(payload: tuple[str, Any]) -> Any:
@@ -53,14 +58,14 @@ def load(payload: tuple[str, Any]) -> Any:
     if how == "recipe":
         from kqv.conformance.loading import resolve
 
-        target, kind, overrides, arrays = value
-        return next(b for b in resolve(target, kind, overrides, arrays) if b.kind == kind)
+        target, kind, overrides, arrays, backward = value
+        return next(b for b in resolve(target, kind, overrides, arrays, backward) if b.kind == kind)
     return pickle.loads(value)
 
 
 def serve(connection: Connection, backend: Any) -> None:
     """Answer the parent's requests until it closes the connection."""
-    from kqv.conformance.executors.outcome import run_case
+    from kqv.conformance.executors.outcome import diagnose_case, run_case
     from kqv.conformance.registry import CHECKS
 
     backend = _announcing(backend, connection)
@@ -71,12 +76,10 @@ def serve(connection: Connection, backend: Any) -> None:
         except EOFError:
             return
         try:
-            outcome = run_case(by_key[key], backend, case)
-            if request == "explain":
-                reply: tuple = ("explained", outcome.explain() if outcome.explain is not None else "")
+            if request == "diagnose":
+                reply: tuple = ("evidence", diagnose_case(backend, case))
             else:
-                outcome.explain = None
-                reply = ("outcome", outcome)
+                reply = ("outcome", run_case(by_key[key], backend, case))
         except Exception:  # noqa: BLE001 - a bug of kqv's check, not a finding: the parent raises it
             reply = ("error", traceback.format_exc())
         sys.stdout.flush()

@@ -22,7 +22,8 @@ def add_commands(commands: Any) -> None:
         description="Write the cases kqv check would draw for a declaration into DIR (new or empty): every clause "
                     "judged from outputs, at every dtype declared. Each case is one call: its inputs as .npy files "
                     "(bfloat16 as its uint16 bit pattern), its options, the float64 expected output and the bound of "
-                    "each element, listed in DIR/manifest.json (and DIR/cases.tsv, one call a line). Run the "
+                    "each element, listed in DIR/manifest.json (and DIR/cases.tsv, one call a line); the gradients are "
+                    "not exported (kqv check --backward checks them). Run the "
                     "implementation on each case, write RESULTS/<case id>.npy, then kqv judge DIR RESULTS. "
                     "Exit status: 0 written, 2 usage error.")
     export.add_argument("directory", metavar="DIR", help="the folder to write (new, or empty)")
@@ -31,7 +32,7 @@ def add_commands(commands: Any) -> None:
     export.add_argument("--clause", action="append", dest="clauses", metavar="ID",
                         help="export only this clause id (repeatable)")
     add_declaration_options(export, "what the implementation supports and which conventions it follows: the cases "
-                                     "are drawn within it, as kqv check draws them")
+                                     "are drawn within it, as kqv check draws them", leave_out=("backward",))
     judge = commands.add_parser(
         "judge", help="judge the outputs an implementation wrote for the cases of kqv export",
         description="Judge the outputs in RESULTS (one <case id>.npy per case of DIR/manifest.json, in the dtype of "
@@ -73,6 +74,9 @@ def run_export(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -
     print(f"kqv export: wrote {summary.cases} cases ({summary.examples} examples of {summary.clauses} clauses) to "
           f"{summary.directory}: {summary.bytes / 1e6:.1f} MB in {summary.seconds:.1f} s. Run the implementation on "
           f"each case ({listed}), then: kqv judge {shlex.quote(str(summary.directory))} RESULTS")
+    if summary.skipped:
+        print(f"kqv export: {summary.skipped} clause{'s' if summary.skipped > 1 else ''} left out, at one dtype at "
+              f"least (manifest.json, 'skipped', says why)")
     return 0
 
 

@@ -3,7 +3,8 @@
 Hypothesis draws the cases of each check exactly as for ``kqv check`` (the same strategies, profile,
 seed, and the draws at tile boundaries), on a :class:`~kqv.conformance.export.recorder.Recorder`:
 the reference answers and passes every check, so nothing is shrunk, and each call becomes a case.
-The clauses about the call in memory (:data:`IN_MEMORY`) hold no example: files cannot show them.
+The clauses about the call in memory (:data:`IN_MEMORY`) and the gradient clauses hold no example:
+files cannot show them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..declaration import Declaration
 from ..dtypes import bfloat16_missing
 from ..executors.capture import Captured
 from ..executors.outcome import Outcome, run_case
+from ..gradients import CLAUSES as GRADIENT_CLAUSES
 from ..kinds.base import Case
 from ..profiles import profile as lookup_profile
 from ..registry import Check, Context
@@ -29,6 +31,8 @@ IN_MEMORY = {
     "impl.inputs-unmodified": "judged on the input arrays in memory after the call (kqv check)",
     "impl.strided-inputs": "judged on strided and expanded arrays in memory (kqv check): files are contiguous",
 }
+FORWARD_ONLY = ("an export holds forward outputs: the gradients are judged on a differentiable call in memory "
+                "(kqv check --backward)")
 
 
 class ExportError(Exception):
@@ -37,7 +41,8 @@ class ExportError(Exception):
 
 @dataclass(frozen=True)
 class Summary:
-    """What an export wrote: how many cases (calls) and examples, of which clauses, how many bytes, in how long."""
+    """What an export wrote: how many cases (calls) and examples, of which clauses, how many bytes, in how long,
+    and how many clauses it holds no example of (at one dtype at least; the manifest says why)."""
 
     directory: Path
     cases: int
@@ -45,6 +50,7 @@ class Summary:
     clauses: int
     bytes: int
     seconds: float
+    skipped: int = 0
 
 
 class Recording:
@@ -84,7 +90,8 @@ def export(directory: Path, declaration: Declaration, profile: str = "ci", seed:
     notify = progress or (lambda event, info: None)
     notify("target", {"target": "kqv export", "kind": declaration.kind, "checks": len(checks)})
     for check in checks:
-        reason = IN_MEMORY.get(check.clause) or check.skip_reason(declaration)
+        reason = (IN_MEMORY.get(check.clause) or (FORWARD_ONLY if check.clause in GRADIENT_CLAUSES else None)
+                  or check.skip_reason(declaration))
         if reason:
             writer.skip(check.clause, None, reason)
         else:
@@ -99,4 +106,4 @@ def export(directory: Path, declaration: Declaration, profile: str = "ci", seed:
     return Summary(directory, len(manifest["cases"]), len(manifest["examples"]),
                    len({example["clause"] for example in manifest["examples"]}),
                    sum(path.stat().st_size for path in directory.rglob("*") if path.is_file()),
-                   time.perf_counter() - started)
+                   time.perf_counter() - started, len({entry["clause"] for entry in manifest["skipped"]}))

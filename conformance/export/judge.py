@@ -11,10 +11,11 @@ report gives the smallest.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..executors import InProcess
 from ..executors.capture import Captured
@@ -44,10 +45,10 @@ class Exported:
     def explore(self, check: Check, dtype: str | None, context: Context, captured: Captured) -> Explored:
         """Run ``check`` on every example of it at ``dtype``; a failure gives the smallest failing example."""
         if check.clause in IN_MEMORY:
-            return "skipped", IN_MEMORY[check.clause], 0, None
+            return Explored("skipped", IN_MEMORY[check.clause], 0, None)
         examples = self.examples.get((check.clause, check.name, dtype), [])
         if not examples:
-            return "skipped", "the export holds no example of it (kqv export --clause left it out)", 0, None
+            return Explored("skipped", "the export holds no example of it (kqv export --clause left it out)", 0, None)
         failures = []
         for example in examples:
             case = self.kind.case.from_dict({k: v for k, v in example["case"].items() if k != "kind"})
@@ -59,12 +60,22 @@ class Exported:
             outcome = absorbed(self.executor.run(check, case), context, captured)
             self.replay.check_known()
             if outcome.status == "failed":
-                failures.append((example, case, lambda outcome=outcome: outcome.failure().explained()))
+                failures.append((example, case, lambda outcome=outcome: outcome.message))
         if not failures:
-            return "passed", "", len(examples), None
+            return Explored("passed", "", len(examples), None)
         example, case, message = min(failures, key=lambda f: sum(self.sizes[c] for c in f[0]["cases"]))
-        return ("failed", f"{message()} (cases {', '.join(example['cases'])}; {len(failures)} of {len(examples)} "
-                f"examples fail)", len(examples), case)
+        return Explored("failed", f"{message()} (cases {', '.join(example['cases'])}; {len(failures)} of "
+                        f"{len(examples)} examples fail)", len(examples), case)
+
+    @contextlib.contextmanager
+    def diagnosing(self) -> Iterator[None]:
+        """While kqv's diagnosis names the departures of a failure: the failing cases' outputs come from the files;
+        its probes, which no export holds, are calls that raised (they count neither way)."""
+        self.replay.probing = True
+        try:
+            yield
+        finally:
+            self.replay.probing = False
 
     def reproduce(self, clause: str) -> str:
         return f"{self.command} --clause {clause}"

@@ -32,6 +32,7 @@ class Replay:
         self.results = results
         self.by_key = {case["key"]: case["id"] for case in manifest["cases"]}
         self.unknown: list[str] = []  # the calls the export does not hold, described
+        self.probing = False  # while the diagnosis calls its probes, which no export holds
         self.backend = Backend(name, self.attention, declaration,
                                description=f"outputs read from {results.directory}")
 
@@ -39,6 +40,8 @@ class Replay:
         """The output written for this call (with its lse, for a ``return_lse`` call)."""
         call = named(self.backend.kind, args, keywords)
         case_id = self.by_key.get(call_key(call))
+        if case_id is None and self.probing:
+            raise LookupError("kqv's diagnosis probes are not in the export")
         if case_id is None:
             self.unknown.append(", ".join(f"{name} {value.dtype} {value.shape}" if isinstance(value, np.ndarray)
                                           else f"{name}={value!r}" for name, value in call.items()))

@@ -18,6 +18,7 @@ from typing import Any
 from kqv.spec import CLAUSES
 
 from ..links import clause_url
+from .causes import RootCause, root_causes
 
 STATUSES = ("passed", "failed", "skipped", "xfailed", "xpassed")
 SYMBOLS = {"passed": "pass", "failed": "FAIL", "skipped": "skip", "xfailed": "xfail", "xpassed": "xpass"}
@@ -33,10 +34,13 @@ class DtypeResult:
     examples: int = 0
     seconds: float = 0.0
     case: str | None = None  # the shrunk counterexample, as Case.to_json()
+    cause: str | None = None  # the call itself failed (raised, or killed or hung its worker): what happened
+    fatal: str | None = None  # "crashed" or "hung": the case took its worker down
 
     def to_dict(self) -> dict[str, Any]:
         return {"dtype": self.dtype, "status": self.status, "message": self.message, "examples": self.examples,
-                "seconds": round(self.seconds, 3), "case": None if self.case is None else json.loads(self.case)}
+                "seconds": round(self.seconds, 3), "case": None if self.case is None else json.loads(self.case),
+                "cause": self.cause}
 
 
 def combine(statuses: list[str]) -> str:
@@ -61,6 +65,8 @@ class ClauseResult:
     reproduce: str | None = None
     may_follow_from: list[str] = field(default_factory=list)  # failed foundation clauses that may explain this one
     printed: dict[str, int] = field(default_factory=dict)  # what the backend printed or warned, and how often
+    # the named departures that explain its failures: {"name", "description", "evidence", "dtypes"}
+    departures: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -77,7 +83,7 @@ class ClauseResult:
                 "dtypes": [d.to_dict() for d in self.dtypes], "counterexample": self.counterexample,
                 "reproduce": self.reproduce, "may_follow_from": self.may_follow_from,
                 "printed": [{"text": text, "count": count} for text, count in self.printed.items()],
-                "seconds": round(self.seconds, 3)}
+                "departures": self.departures, "seconds": round(self.seconds, 3)}
 
 
 @dataclass
@@ -106,6 +112,7 @@ class TargetReport:
     seconds: float = 0.0
     variants: tuple[str, ...] = ()  # the variants of the sdpa contract the backend declares
     ran_in: str = ""  # "a worker process", or "this process" and why
+    origin: str = ""  # how the target was named on the command line (for the commands that reproduce a case)
     problems: list[CaseProblem] = field(default_factory=list)  # kqv judge: the outputs missing or malformed, by case
 
     @property
@@ -115,11 +122,26 @@ class TargetReport:
     def counts(self) -> dict[str, int]:
         return {status: sum(r.status == status for r in self.clauses) for status in STATUSES}
 
+    def departures(self) -> list[dict[str, Any]]:
+        """The named departures of its failed clauses, each once: ``{"name", "description", "clauses"}``."""
+        found: dict[str, dict[str, Any]] = {}
+        for result in (r for r in self.clauses if r.status == "failed"):
+            for named in result.departures:
+                entry = found.setdefault(named["name"], {"name": named["name"], "description": named["description"],
+                                                         "clauses": []})
+                entry["clauses"].append(result.clause)
+        return list(found.values())
+
+    def root_causes(self) -> list[RootCause]:
+        """Its failures grouped by cause (:mod:`.causes`), the one affecting the most clauses first."""
+        return root_causes(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "kind": self.kind, "conformant": self.conformant,
                 "description": self.description, "dtypes": list(self.dtypes), "variants": list(self.variants),
                 "conventions": self.conventions, "ran_in": self.ran_in,
                 "counts": self.counts(), "seconds": round(self.seconds, 3),
+                "departures": self.departures(), "root_causes": [cause.to_dict() for cause in self.root_causes()],
                 "clauses": [result.to_dict() for result in self.clauses],
                 "problems": [problem.to_dict() for problem in self.problems]}
 

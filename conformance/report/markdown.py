@@ -1,12 +1,14 @@
-"""The Markdown form of a report: the matrix per kind, the conventions, then every failure in full."""
+"""The Markdown form of a report: the root causes of each failing target, the matrix per kind, the conventions,
+then every failure in full."""
 
 from __future__ import annotations
 
 from kqv.spec import CLAUSES
 
 from ..links import clause_url
+from .causes import affects, headline
 from .cells import SEPARATOR, Part
-from .data import Report
+from .data import Report, TargetReport
 from .matrix import conventions, kinds, matrix
 
 
@@ -15,11 +17,35 @@ def _cell(cell: list[Part]) -> str:
     return SEPARATOR.join(f"**{words}**" if status == "failed" else words for status, words in cell)
 
 
+def _root_causes(target: TargetReport) -> list[str]:
+    """A failing target's root causes, each with the failures it explains, its smallest counterexample and the
+    command that replays it; then the named departures no root cause names."""
+    causes = target.root_causes()
+    lines = [f"### {target.target} ({target.kind}): {headline(target)}", ""]
+    for number, cause in enumerate(causes, 1):
+        lines += [f"{number}. **{cause.cause}**", "", f"   {affects(cause)}", ""]
+        if cause.counterexample:
+            lines += [f"   Smallest counterexample (`{cause.clause}`): `{cause.counterexample.splitlines()[0]}`", ""]
+        if cause.reproduce:
+            lines += ["   ```bash", f"   {cause.reproduce}", "   ```", ""]
+    named = {name for cause in causes for name in cause.departures}
+    for departure in target.departures():
+        if departure["name"] not in named:
+            lines += [f"Also matches \"{departure['name']}\": {departure['description']} "
+                      f"({', '.join(f'`{c}`' for c in departure['clauses'])}).", ""]
+    return lines
+
+
 def render(report: Report) -> str:
     lines = ["# kqv conformance report", ""]
     measured = ", ".join(f"{name} {version}" for name, version in report.versions.items())
     lines += [f"Profile `{report.profile}`, seed {report.seed}." + (f" Measured with {measured}." if measured else ""),
               "", f"**Conformant: {'yes' if report.conformant else 'no'}**", ""]
+    failing = [target for target in report.targets if not target.conformant]
+    if failing:
+        lines += ["## Root causes", ""]
+        for target in failing:
+            lines += _root_causes(target)
     for kind in kinds(report):
         labels, rows = matrix(report, kind)
         lines += [f"## {kind}", "", "| clause | " + " | ".join(labels) + " |",

@@ -1,4 +1,5 @@
-"""The terminal form of a report, with rich: the matrix per kind, the conventions, the failures."""
+"""The terminal form of a report, with rich: the root causes of each failing target, the matrix per kind, the
+conventions, the failures clause by clause."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from rich.text import Text
 from kqv.spec import CLAUSES
 
 from ..links import clause_url
+from .causes import affects, headline
 from .cells import SEPARATOR, Part
-from .data import Report
+from .data import Report, TargetReport
 from .matrix import conventions, kinds, matrix
 
 STYLES = {"passed": "green", "failed": "bold red", "skipped": "dim", "xfailed": "yellow", "xpassed": "yellow"}
@@ -66,8 +68,33 @@ def _problems(report: Report, console: Console) -> None:
         console.print(table)
 
 
+def _root_causes(target: TargetReport, console: Console) -> None:
+    """A target's failures, one entry per root cause, with its smallest counterexample and reproducer; then the named
+    departures that no root cause names (seen on kqv's probe only)."""
+    causes = target.root_causes()
+    body = []
+    for number, cause in enumerate(causes, 1):
+        body += [f"[bold]{number}. {escape(cause.cause)}[/bold]", f"   {escape(affects(cause))}"]
+        if cause.counterexample:
+            first = cause.counterexample.splitlines()[0]
+            body.append(f"   smallest counterexample ({cause.clause}): {escape(first)}")
+        if cause.reproduce:
+            body.append(f"   reproduce: {escape(cause.reproduce)}")
+    named = {name for cause in causes for name in cause.departures}
+    for departure in target.departures():
+        if departure["name"] not in named:
+            body.append(f"also matches \"{escape(departure['name'])}\": {escape(departure['description'])} "
+                        f"({', '.join(departure['clauses'])})")
+    console.print(Panel("\n".join(body), title=f"ROOT CAUSES {escape(target.target)} ({target.kind}): "
+                        f"{headline(target)}", title_align="left", border_style="red"))
+
+
 def show(report: Report, console: Console, command: str = "kqv check") -> None:
-    """Print the whole report (``command``, the one that made it, names it in the last line)."""
+    """Print the whole report: the root causes of each failing target first, then the matrix, the conventions and
+    the failures clause by clause (``command``, the one that made it, names it in the last line)."""
+    for target in report.targets:
+        if not target.conformant:
+            _root_causes(target, console)
     for kind in kinds(report):
         labels, rows = matrix(report, kind)
         table = Table(title=f"{kind}: clauses by backend", title_justify="left")
@@ -111,7 +138,7 @@ def show(report: Report, console: Console, command: str = "kqv check") -> None:
         console.print(f"[dim]not checked: {missing.target} ({missing.kind}): {escape(missing.reason)}[/dim]")
     for warning in report.warnings:
         console.print(f"[yellow]warning: {escape(warning)}[/yellow]")
-    summary = ", ".join(f"{t.target} ({t.kind}) {'conformant' if t.conformant else 'NOT conformant'} in "
-                        f"{t.seconds:.1f} s" for t in report.targets)
+    summary = ", ".join(f"{t.target} ({t.kind}) {'conformant' if t.conformant else f'NOT conformant: {headline(t)},'}"
+                        f" in {t.seconds:.1f} s" for t in report.targets)
     verdict = "[green]conformant[/green]" if report.conformant else "[bold red]not conformant[/bold red]"
     console.print(f"{command} ({report.profile} profile, seed {report.seed}): {verdict}. {summary}")

@@ -11,12 +11,12 @@ import json
 
 import pytest
 
-from broken import alibi, gqa, kv_lengths, lse, mha, pe, sdpa, sinks, softcap, tiles, window
+from broken import alibi, gqa, kv_lengths, lse, mha, pe, realistic, sdpa, sinks, softcap, tiles, window
 from kqv.conformance import check, replay
 
 BROKEN = [(kind, name, getattr(module, name))
           for module, kind in ((sdpa, "sdpa"), (gqa, "sdpa"), (tiles, "sdpa"), (window, "sdpa"), (softcap, "sdpa"),
-                               (alibi, "sdpa"),
+                               (alibi, "sdpa"), (realistic, "sdpa"),
                                (kv_lengths, "sdpa"), (sinks, "sdpa"), (lse, "sdpa"),
                                (mha, "mha"),
                                (pe, "pe"))
@@ -51,7 +51,7 @@ TILES = [(name, fn) for kind, name, fn in BROKEN if fn.__module__ == tiles.__nam
 
 
 def test_the_tile_bugs_are_all_here() -> None:
-    assert len(TILES) == 6
+    assert len(TILES) == 7
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

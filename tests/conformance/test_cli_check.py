@@ -24,8 +24,8 @@ def kqv(*arguments: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 def all_builtins(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("report")
     # float64 alone (the one dtype of every built-in, numpy pe included): JAX compiles every new shape,
-    # and each dtype of each backend is checked elsewhere.
-    done = kqv("check", "--profile", "quick", "--dtypes", "float64", "--json", str(out / "r.json"),
+    # and each dtype of each backend is checked elsewhere; so is each backward (--no-backward).
+    done = kqv("check", "--profile", "quick", "--dtypes", "float64", "--no-backward", "--json", str(out / "r.json"),
                "--markdown", str(out / "r.md"))
     return done, json.loads((out / "r.json").read_text()), (out / "r.md").read_text()
 
@@ -140,6 +140,11 @@ def test_declaration_options_reach_a_function_target() -> None:
     (["check", "numpy", "--masked-rows", "ones"], "invalid choice: 'ones'"),
     (["check", "numpy", "--seed", "-1"], "expected an integer >= 0"),
     (["check", "math:sqrt", "--device", "cuda"], "--arrays torch"),
+    (["check", "--backward", "math:sqrt"], "needs the function TARGET it differentiates"),
+    (["check", "numpy", "--backward", "math:sqrt"], "not to the built-in backend 'numpy'"),
+    (["check", "math:sqrt", "--backward", "math:no_such_backward"], "--backward: 'math' has no attribute"),
+    (["check", "math:sqrt", "--backward"], "numpy.ndarray arrays cannot be differentiated"),
+    (["check", "math:sqrt", "--kind", "mha", "--backward"], "backward: the gradients are checked for kind sdpa"),
 ])
 def test_usage_errors_exit_2_with_a_message_and_no_traceback(arguments: list[str], message: str) -> None:
     done = kqv(*arguments)
@@ -172,4 +177,27 @@ def test_in_process_main_returns_the_exit_status(capsys: pytest.CaptureFixture[s
     assert main(["check", f"{BROKEN / 'pe.py'}:concatenated_halves", "--kind", "pe", "--profile", "quick",
                  "--json", str(tmp_path / "r.json")]) == 1
     results = {c["clause"]: c for c in json.loads((tmp_path / "r.json").read_text())["targets"][0]["clauses"]}
-    assert 'matches the variant "concatenated halves [sin | cos]"' in results["pe.sinusoid"]["message"]
+    assert 'matches "concatenated halves"' in results["pe.sinusoid"]["message"]
+    assert [d["name"] for d in results["pe.sinusoid"]["departures"]] == ["concatenated halves"]
+
+
+def test_a_backward_callable_is_a_second_target(tmp_path: Path) -> None:
+    (tmp_path / "mine.py").write_text(
+        "from kqv.reference import scaled_dot_product_attention, scaled_dot_product_attention_backward\n"
+        "def attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):\n"
+        "    return scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale).astype(q.dtype)\n"
+        "def attention_backward(q, k, v, do, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, twice=1):\n"
+        "    g = scaled_dot_product_attention_backward(q, k, v, do, attn_mask, dropout_p, is_causal, scale)\n"
+        "    return g.query.astype(q.dtype), twice * g.key.astype(k.dtype), g.value.astype(v.dtype)\n"
+        "def doubled_backward(*args, **kwargs):\n"
+        "    return attention_backward(*args, **kwargs, twice=2)\n")
+    target = f"{tmp_path / 'mine.py'}:attention"
+    done = kqv("check", target, "--backward", f"{tmp_path / 'mine.py'}:attention_backward", "--profile", "quick",
+               "--dtypes", "float32", "--clause", "gradient.key", "--clause", "gradient.value", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr  # in a worker process, loaded again from its recipe
+    done = kqv("check", target, "--backward", f"{tmp_path / 'mine.py'}:doubled_backward", "--profile", "quick",
+               "--dtypes", "float32", "--clause", "gradient.key", "--json", str(tmp_path / "r.json"), cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    [result] = json.loads((tmp_path / "r.json").read_text())["targets"][0]["clauses"]
+    assert "dK (the gradient of the key)" in result["message"]
+    assert f"--backward {tmp_path / 'mine.py'}:doubled_backward" in result["reproduce"]

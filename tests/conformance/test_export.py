@@ -198,6 +198,7 @@ def test_mha_and_pe_round_trip(kind: str, clauses: list[str], tmp_path: Path) ->
     (["export", "{tmp}/new", "--clause", "mask.boo"], "did you mean 'mask.bool'"),
     (["export", "{tmp}/new", "--dtypes", "float8"], "dtypes: expected one of"),
     (["export", "{tmp}/new", "--profile", "slow"], "invalid choice: 'slow'"),
+    (["export", "{tmp}/new", "--backward"], "unrecognized arguments: --backward"),
     (["judge", "{tmp}/new", "{tmp}"], "DIR: {tmp}/new is not a directory"),
     (["judge", "{tmp}", "{tmp}"], "holds no manifest.json"),
     (["judge", "{tmp}/full"], "the following arguments are required: RESULTS"),
@@ -211,6 +212,13 @@ def test_usage_errors_exit_2_with_a_message(arguments: list[str], message: str, 
     assert stopped.value.code == 2
     assert message.format(tmp=tmp_path) in capsys.readouterr().err
     assert (tmp_path / "full" / "mine.txt").read_text() == "kept" and not (tmp_path / "new").exists()
+
+
+def test_gradient_clauses_are_left_out_and_said_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(tmp_path / "out"), "--profile", "quick", "--clause", "gradient.value"]) == 0
+    assert "1 clause left out" in capsys.readouterr().out
+    [skipped] = json.loads((tmp_path / "out" / "manifest.json").read_text())["skipped"]
+    assert skipped["clause"] == "gradient.value" and "kqv check --backward" in skipped["reason"]
 
 
 def test_the_command_exits_2_without_a_traceback(tmp_path: Path) -> None:
@@ -229,6 +237,9 @@ def test_judge_usage_errors_on_an_export(exported, capsys: pytest.CaptureFixture
             main(words)
         assert stopped.value.code == 2
         assert message in capsys.readouterr().err
+
+
+NAMED = {"heads_reversed": "heads concatenated in reverse", "concatenated_halves": "concatenated halves"}
 
 
 def run_on_cases(fn, directory: Path, results: Path) -> None:
@@ -256,3 +267,5 @@ def test_a_broken_implementation_fails_its_clause_from_files_as_in_kqv_check(kin
     run_on_cases(fn, tmp_path / "cases", tmp_path / "results")
     [result] = judge(tmp_path / "cases", tmp_path / "results").targets[0].clauses
     assert result.clause == fn.breaks and result.status == "failed", result.message
+    if name in NAMED:  # the diagnosis names it from the failing case's output, read from the files
+        assert NAMED[name] in [named["name"] for named in result.departures], result.departures

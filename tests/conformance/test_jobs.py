@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -80,3 +83,52 @@ def test_pytest_xdist_gives_the_verdicts_of_a_serial_run(tmp_path: Path) -> None
         runs[label] = outcomes(tmp_path / f"{label}.xml")
     assert runs["xdist"] == runs["serial"]
     assert "failure" in runs["serial"].values() and "passed" in runs["serial"].values()
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``, from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc (Linux)")
+def test_the_drivers_of_a_killed_run_end(tmp_path: Path) -> None:
+    # A slow backend keeps both drivers busy; the run is killed as a CI job's timeout kills it.
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time\nfrom kqv.reference import scaled_dot_product_attention\n\n"
+                    "def attention(*args, **kwargs):\n    time.sleep(0.2)\n"
+                    "    return scaled_dot_product_attention(*args, **kwargs)\n")
+    run = subprocess.Popen([sys.executable, "-m", "kqv.conformance.cli", "check", f"{slow}:attention", "--kind", "sdpa",
+                            "--profile", "quick", "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(drivers := _children(run.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(drivers) >= 2, "the run started no drivers"
+        time.sleep(1)  # killed while they start, or once they run
+        below = set(drivers) | {pid for driver in drivers for pid in _children(driver)}
+    finally:
+        run.kill()
+        run.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in below) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [pid for pid in below if _alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} of the killed run's {len(below)} driver and zygote processes still run"

@@ -37,6 +37,8 @@ def test_every_declaration_field_is_an_option_of_the_command_line() -> None:
      {"non_causal": False, "cross_attention": False, "odd_d_model": False}),
     (["--dtypes", "float32,bfloat16", "--batch-dims", "1,2"], {"dtypes": ("float32", "bfloat16"),
                                                               "batch_dims": (1, 2)}),
+    (["--backward"], {"backward": True}),
+    (["--no-backward", "--no-deterministic"], {"backward": False, "deterministic": False}),
 ])
 def test_the_command_line_and_the_pytest_assignments_read_the_same_values(words, expected) -> None:
     from kqv.conformance.options import from_namespace
@@ -83,3 +85,12 @@ def test_a_builtin_is_built_afresh_for_each_run() -> None:
 
     check("numpy", "sdpa", profile="quick", clauses=["attention.shape"], dtypes=("float32",))
     assert builtin("numpy")["sdpa"].declaration.dtypes[0] == "float64"
+
+
+def test_backward_takes_the_backward_callable_of_a_function_target() -> None:
+    from kqv.conformance.options import backward_target, from_namespace
+
+    arguments = build_parser().parse_args(["check", "mine.py:attention", "--backward", "mine.py:attention_backward"])
+    assert arguments.targets == ["mine.py:attention"]
+    assert backward_target(from_namespace(arguments)) == ({"backward": True}, "mine.py:attention_backward")
+    assert backward_target({"backward": True}) == ({"backward": True}, None)

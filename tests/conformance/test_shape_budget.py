@@ -15,6 +15,7 @@ from broken import tiles
 from kqv.conformance import check
 from kqv.conformance.checks import checks_for
 from kqv.conformance.declaration import Declaration
+from kqv.conformance.gradients import CLAUSES as GRADIENTS
 from kqv.conformance.kinds.sdpa.shapes import pool
 from kqv.conformance.profiles import PROFILES
 from kqv.conformance.strategies import choice
@@ -54,14 +55,15 @@ def test_a_budgeted_run_calls_the_backend_on_at_most_n_sizes_per_dtype_and_check
     skipped = {c.clause for c in target.clauses if c.status == "skipped"}
     declared = Declaration(gqa=True, window=True, softcap=True, alibi=True, kv_lengths=True, sinks=True, lse=True)
     unbudgeted = {c.clause for c in checks_for("sdpa") if c.skip_reason(declared)}
-    assert unbudgeted == {"mask.causal.bottom-right"}
+    assert unbudgeted == {"mask.causal.bottom-right"} | set(GRADIENTS)  # no backward declared
     assert skipped == unbudgeted | {"cache.decode"}  # the budget leaves every check but decoding its shapes
 
 
-DECLARATIONS = [Declaration(shapes=4), Declaration(shapes=5, batch_dims=(0,), gqa=False, window=True),
-                Declaration(shapes=4, batch_dims=(1,), gqa=True, cross_lengths=False, value_width=False),
+DECLARATIONS = [Declaration(shapes=4, backward=True), Declaration(shapes=5, batch_dims=(0,), gqa=False, window=True),
+                Declaration(shapes=4, batch_dims=(1,), gqa=True, cross_lengths=False, value_width=False,
+                            backward=True),
                 Declaration(shapes=8, batch_dims=(2,), gqa=True, window=True, causal_alignment="bottom-right",
-                            alibi=True),
+                            alibi=True, backward=True),
                 Declaration(shapes=12, gqa=True, window=True, alibi=True, sinks=True)]
 
 

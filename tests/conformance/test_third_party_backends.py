@@ -52,7 +52,8 @@ def _outcome(target: str, seed: int, **options):
 @pytest.mark.parametrize("target", TORCH + ONNX)
 def test_third_party_backend_shows_no_undeclared_failure(target: str, seed: int) -> None:
     _needs(target)
-    result, failed, known, declared = _outcome(target, seed)
+    # The gradient clauses of the torch kernels at seed 0 only, to keep the suite lean (mha and ONNX declare none).
+    result, failed, known, declared = _outcome(target, seed, **({"backward": False} if seed else {}))
     assert not failed, failed
     assert known <= declared
     assert result.conformant

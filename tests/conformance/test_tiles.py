@@ -81,11 +81,12 @@ def test_every_check_judged_against_the_reference_draws_boundary_cases_too() -> 
     assert results["attention.shape"].dtypes[0].examples == profile.examples  # not judged against the reference
 
 
-NAMES = {"keys_first_128": "keys beyond 128 ignored", "keys_first_64": "keys beyond 64 ignored",
-         "head_dim_64": "head dim truncated to 64", "last_query_tile_unwritten": "(the last partial tile of 64 rows) "
-         "left unwritten", "tiles_normalised_alone": "each tile of 64 keys normalised on its own"}
+NAMES = {"keys_first_128": "attends only to the first 128 keys", "keys_first_64": "attends only to the first 64 keys",
+         "head_dim_64": "uses only the first 64 features", "last_query_tile_unwritten": "the last partial tile of 64 "
+         "rows", "tiles_normalised_alone": "each tile of 64 keys is shifted by its own max",
+         "value_features_64": "writes only the first 64 value features"}
 SMALLEST = {"keys_first_128": "S=129", "keys_first_64": "S=65", "head_dim_64": "E=65",
-            "last_query_tile_unwritten": "L=65", "tiles_normalised_alone": "S=65"}
+            "last_query_tile_unwritten": "L=65", "tiles_normalised_alone": "S=65", "value_features_64": "Ev=65"}
 
 
 @pytest.mark.parametrize("name", sorted(NAMES))
@@ -95,6 +96,7 @@ def test_a_tile_bug_is_named_and_shrinks_to_the_smallest_boundary(name: str) -> 
     [result] = report.targets[0].clauses
     assert result.status == "failed"
     assert NAMES[name] in result.message, result.message
+    assert any(NAMES[name] in named["description"] for named in result.departures), result.departures
     assert f"{SMALLEST[name]}," in result.counterexample.splitlines()[0], result.counterexample.splitlines()[0]
 
 

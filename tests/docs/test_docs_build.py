@@ -180,7 +180,7 @@ def test_conformance_page_tables_come_from_the_code(site: Path) -> None:
 def test_error_model_and_masking_figures(site: Path) -> None:
     images = {image.name for image in (site / "_images").glob("*.png")}
     assert "error-model-1.png" in images
-    assert {"masking-1.png", "padding_masks.png"} <= images
+    assert {"masking-1.png", "padding_masks.png", "gradients.png"} <= images
 
 
 RAW_LATEX = re.compile(r"\$|\\[A-Za-z]+|\\[()\[\]]")  # a dollar, a command, \( \) \[ \] as text

@@ -178,7 +178,8 @@ def test_ids_are_unique_and_follow_the_pattern() -> None:
 def test_sections_are_ordered_and_clauses_read_section_by_section() -> None:
     keys = [key for key, _ in SECTIONS]
     assert keys == ["projections", "scores", "masking", "softmax", "output", "attention", "heads", "windows",
-                    "softcap", "alibi", "lengths", "sinks", "lse", "multihead", "positional", "gradients"]
+                    "softcap", "alibi", "lengths", "sinks", "lse", "multihead", "positional", "gradients",
+                    "gradient-properties"]
     assert all(title for _, title in SECTIONS)
     order = [keys.index(item.section) for item in ALL]
     assert order == sorted(order), "CLAUSES is not in reading order"

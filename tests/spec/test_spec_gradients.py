@@ -4,14 +4,57 @@ from __future__ import annotations
 
 import pytest
 
-from kqv.spec import CLAUSES, DerivationError, gradients
+from kqv.spec import CLAUSES, DerivationError, gradient_properties, gradients
 
 GRADIENT_IDS = ["gradient.value", "gradient.weights", "gradient.scores", "gradient.query", "gradient.key",
                 "gradient.masked-row"]
 
 
+PROPERTY_IDS = ["gradient.accuracy", "gradient.linearity", "gradient.unkept-key", "gradient.causal",
+                "gradient.group-sum", "gradient.inputs-unmodified", "gradient.determinism"]
+
+
 def test_the_gradients_section_holds_the_six_clauses() -> None:
     assert [item.id for item in CLAUSES.values() if item.section == "gradients"] == GRADIENT_IDS
+
+
+def test_the_properties_section_holds_what_the_conformance_checks_enforce() -> None:
+    from kqv.conformance.gradients import CLAUSES as CHECKED
+
+    assert [item.id for item in CLAUSES.values() if item.section == "gradient-properties"] == PROPERTY_IDS
+    assert set(CHECKED) == set(GRADIENT_IDS) | set(PROPERTY_IDS)
+    for identifier in ("gradient.linearity", "gradient.unkept-key", "gradient.causal", "gradient.group-sum"):
+        assert CLAUSES[identifier].derivation is not None and CLAUSES[identifier].expr is not None, identifier
+
+
+def test_scores_gradient_whose_rows_do_not_sum_to_zero_is_rejected() -> None:
+    message = _rejected(gradients.scores_derivation, lambda weights, upstream: weights.multiply_elementwise(upstream))
+    assert "softmax Jacobian" in message  # the first step that fails; the row-sum step fails too:
+    steps = gradients.scores_derivation(lambda weights, upstream: weights.multiply_elementwise(upstream)).steps
+    assert not steps[-1].holds() and "sums to zero" in steps[-1].text
+
+
+def test_a_gradient_quadratic_in_do_is_not_linear() -> None:
+    def quadratic(weights, upstream, queries, keys, values):
+        return tuple(g.multiply_elementwise(g) for g in gradient_properties._chain(weights, upstream, queries, keys,
+                                                                                  values))
+
+    _rejected(gradient_properties.linearity_derivation, quadratic)
+
+
+def test_a_key_some_query_keeps_gets_a_gradient() -> None:
+    message = _rejected(gradient_properties.unkept_key_derivation, lambda a, b: a == 0 and b == 1)
+    assert message.startswith("step 1")
+
+
+def test_without_the_causal_mask_dq_depends_on_later_keys() -> None:
+    message = _rejected(gradient_properties.causal_derivation, lambda a, b: False)
+    assert message.startswith("step 1")
+
+
+def test_one_head_of_the_group_is_not_the_key_gradient() -> None:
+    message = _rejected(gradient_properties.group_sum_derivation, 1)
+    assert message.startswith("step 1")
 
 
 def test_every_gradient_step_differentiates_or_uses_the_jacobian() -> None:

@@ -15,8 +15,10 @@ from .case import MhaInputs
 
 
 def mha_expectation(inputs: MhaInputs, precision: Precision, masked_rows: str = "zeros",
-                    alignment: str = "top-left") -> Expectation:
+                    alignment: str = "top-left", scale: float | None = None) -> Expectation:
     """Reference output and bound of one ``mha`` call, the sdpa model carried through the projections.
+
+    ``scale`` replaces the heads' ``1/sqrt(d_k)`` (clause ``mha.head``) when given: a departure's formula.
 
     Each projection ``x W + b`` is off by ``expm1((n + 2) u_a) (|x||W| + |b|) + u_s |y|``; a head's
     scores then carry ``|s| (e_Q |K|^T + |Q| e_K^T + e_Q e_K^T)`` more error (added to ``D_i``) and
@@ -35,8 +37,9 @@ def mha_expectation(inputs: MhaInputs, precision: Precision, masked_rows: str = 
     S = key.shape[-2]
     mask = f64["attn_mask"] if inputs.attn_mask is None or inputs.attn_mask.dtype != np.bool_ else inputs.attn_mask
     mask = None if mask is None else mask[:, None]  # (B or 1, 1, L, S): the same for every head
-    call = prepare(query, key, value, mask, inputs.is_causal, causal_alignment=alignment, masked_rows=masked_rows)
-    scale = call.scale  # clause mha.head: the per-head d_k
+    call = prepare(query, key, value, mask, inputs.is_causal, scale, causal_alignment=alignment,
+                   masked_rows=masked_rows)
+    scale = call.scale  # clause mha.head: the per-head d_k, unless a scale was given
     keep = call.kept()  # (B, h, L, S)
     additive = call.biases()  # (B, h, L, S)
     weights, _, heads = attend(call)  # (B, h, L, S) zeros on empty rows, (B, h, L, d_v) by the convention

@@ -42,7 +42,7 @@ def call(backend: Any, inputs: MhaInputs, layout: str = "contiguous") -> Invocat
     try:
         return invoke(backend, tuple(getattr(inputs, name) for name in NAMES), kwargs, NAMES, layout)
     except BackendError as error:
-        raise CheckFailure(str(error) + hint(error, features(inputs, layout))) from None
+        raise CheckFailure(str(error) + hint(error, features(inputs, layout)), cause=str(error)) from None
 
 
 def features(inputs: MhaInputs, layout: str = "contiguous") -> list[Feature]:

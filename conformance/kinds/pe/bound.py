@@ -18,6 +18,12 @@ def pe_bound(length: int, d_model: int, precision: Precision, base: float = 1000
     column = np.arange(d_model)
     exponent = (column - column % 2) / d_model  # x = 2i/d_model for both columns of pair i
     angle = np.arange(length, dtype=np.float64)[:, None] * np.power(base, -exponent)[None, :]  # (length, d_model)
+    return angle_bound(angle, exponent, precision, base)
+
+
+def angle_bound(angle: np.ndarray, exponent: np.ndarray, precision: Precision, base: float = 10000.0) -> np.ndarray:
+    """The bound of :func:`pe_bound` for any layout: ``angle (length, d_model)`` the angle each element is the sine or
+    cosine of, ``exponent (d_model,)`` the ``x`` of its frequency ``base^(-x)``."""
     u_a = precision.accumulation
     return (5 + 3 * exponent * abs(np.log(base))) * u_a * np.abs(angle) + 2 * u_a + precision.storage \
         + precision.underflow

@@ -22,7 +22,7 @@ def call(backend: Any, case: PeCase, layout: str = "contiguous") -> Invocation:
     try:
         return invoke(backend, (case.length, case.d_model), {}, ("length", "d_model"))
     except BackendError as error:
-        raise CheckFailure(str(error) + hint(error, features(case))) from None
+        raise CheckFailure(str(error) + hint(error, features(case)), cause=str(error)) from None
 
 
 def features(case: PeCase) -> list[Feature]:

@@ -54,10 +54,19 @@ def sdpa_bound(query: np.ndarray, key: np.ndarray, value: np.ndarray, weights: n
     rounding its exponent moves the denominator by at most ``3 u_s t e^(-t) <= 2 u_s`` relatively
     (``t = m_i - sink_h``); with one more term and one more online rescaling it adds ``2 u_s + 4 u_a``.
     """
-    S = key.shape[-2]
     exponent = exponent_error(query, key, keep, additive, scale, precision, softcap, sink)  # (..., L)
-    terms = S if sink is None else S + 1  # the sink is one more term of the sum
-    extra = (4 if sink is None else 6) * precision.storage + (4 * terms + 4) * precision.accumulation
+    terms = key.shape[-2] if sink is None else key.shape[-2] + 1  # the sink is one more term of the sum
+    return weighted_bound(exponent, weights, value, keep, precision, terms, 4 if sink is None else 6)
+
+
+def weighted_bound(exponent: np.ndarray, weights: np.ndarray, value: np.ndarray, keep: np.ndarray,
+                   precision: Precision, terms: int, stored: int = 4) -> np.ndarray:
+    """``B_ic``, ``(..., L, Ev)``, from the exponent error ``D_i`` of each row, ``(..., L)``: the weights
+    ``P (..., L, S)`` off by a factor within ``exp(+-2 D_i)`` and ``c = stored u_s + (4 terms + 4) u_a`` more
+    (``terms`` summed in the denominator), the output rounded, and ``2 eta_s`` per kept value and term for
+    underflow."""
+    S = value.shape[-2]
+    extra = stored * precision.storage + (4 * terms + 4) * precision.accumulation
     mass = weights @ np.abs(value)  # (..., L, Ev): sum_j P_ij |V_jc|
     kept_total = keep.astype(np.float64) @ np.abs(value)  # (..., L, Ev): sum over kept j of |V_jc|
     with np.errstate(over="ignore"):

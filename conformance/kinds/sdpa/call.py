@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from ...backend import Backend, BackendError, Invocation, invoke
-from ...compare import mismatch
 from ...registry import CheckFailure, agree
 from ...dtypes import as_float64, name_of, round_to
 from ...messages import lse_wrong_dtype, lse_wrong_shape, wrong_shape
@@ -14,7 +13,6 @@ from ...unsupported import Feature, causal_feature, hint, layout_features, mask_
 from ...variants import variant
 from .bound import sdpa_expectation
 from .case import SdpaCase, SdpaInputs
-from .departures import Judging, name_departure
 
 NAMES = ("query", "key", "value")
 LAYOUT = "(..., L, Ev)"
@@ -29,8 +27,9 @@ def arrays(inputs: SdpaInputs) -> dict[str, np.ndarray]:
     return named
 
 
-def call(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> Invocation:
-    """``fn(query, key, value, ...)`` with only the keywords the call needs (contract ``sdpa`` and its variants)."""
+def keywords(inputs: SdpaInputs, results: bool = True) -> dict:
+    """The keywords of the call: only those it needs (contract ``sdpa`` and its variants); with ``results`` False,
+    without those that only ask for a further result (``return_lse``)."""
     kwargs = {}
     if inputs.attn_mask is not None:
         kwargs["attn_mask"] = inputs.attn_mask
@@ -38,11 +37,17 @@ def call(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> In
         kwargs["is_causal"] = True
     if inputs.scale is not None:
         kwargs["scale"] = inputs.scale
-    kwargs.update(inputs.call_keywords)
+    kwargs.update(inputs.call_keywords if results else inputs.keywords)
+    return kwargs
+
+
+def call(backend: Backend, inputs: SdpaInputs, layout: str = "contiguous") -> Invocation:
+    """``fn(query, key, value, ...)`` with only the keywords the call needs (contract ``sdpa`` and its variants)."""
+    kwargs = keywords(inputs)
     try:
         return invoke(backend, (inputs.query, inputs.key, inputs.value), kwargs, NAMES, layout, inputs.results)
     except BackendError as error:
-        raise CheckFailure(str(error) + hint(error, features(inputs, layout))) from None
+        raise CheckFailure(str(error) + hint(error, features(inputs, layout)), cause=str(error)) from None
 
 
 def features(inputs: SdpaInputs, layout: str = "contiguous") -> list[Feature]:
@@ -99,23 +104,11 @@ def expectation(backend: Backend, inputs: SdpaInputs, case: SdpaCase, masked_row
 
 
 def judge(backend: Backend, case: SdpaCase, inputs: SdpaInputs | None = None) -> None:
-    """The output agrees with the reference within the bound of clause ``attention.accuracy``.
-
-    A failure names the departure the output matches, where one of :mod:`.departures` explains it.
-    """
+    """The output agrees with the reference within the bound of clause ``attention.accuracy`` (what it computes
+    instead, the runner's diagnosis names: :mod:`kqv.conformance.diagnosis`)."""
     inputs = inputs or case.build()
     judged = expectation(backend, inputs, case)
-    result = output(backend, inputs)
-    found = mismatch(result, judged.expected, judged.bound)
-    if found is not None:
-        declaration = backend.declaration
-        judging = Judging(Precision.of(case.dtype, declaration.accumulation), declaration.alignment,
-                          declaration.masked_rows or "zeros")
-
-        def explain() -> str:
-            name = name_departure(result, inputs, judging, judged.bound)
-            return f"; the output matches the departure \"{name}\"" if name else ""
-        raise CheckFailure(str(found), explain)
+    agree(output(backend, inputs), judged.expected, judged.bound)
 
 
 def against(backend: Backend, case: SdpaCase, got: SdpaInputs, expected: SdpaInputs, what: str,

@@ -32,14 +32,33 @@ def _both(backend, case, first, second):
             output(backend, second), expectation(backend, second, case))
 
 
+def kept_in_each_row(case) -> np.ndarray:
+    """``(L,)`` int: a key each query row keeps whatever the mask (key 0, or one its window keeps)."""
+    limits = variant_keeps(case)  # (L, S): the keys a window keeps, or None
+    return np.zeros(case.L, dtype=np.int64) if limits is None else np.argmax(limits, axis=-1)
+
+
+def masked_for_every_query(inputs, masked: np.ndarray, kept: np.ndarray):
+    """The call with the keys ``masked`` (``(S,)`` bool) dropped by its mask for every query and key ``kept[i]``
+    (``(L,)`` int, none of them masked) kept by query ``i``."""
+    mask = np.array(inputs.attn_mask, copy=True)
+    rows = np.arange(kept.size)
+    if mask.dtype == np.bool_:
+        mask[..., masked] = False
+        mask[..., rows, kept] = True
+    else:
+        mask[..., masked] = -np.inf
+        mask[..., rows, kept] = np.where(np.isfinite(mask[..., rows, kept]), mask[..., rows, kept], 0)
+    return inputs.replace(attn_mask=mask)
+
+
 @check("mask.zero-weight", "sdpa", cases(masks=("bool", "float"), values=("normal", "large"), min_length=2),
        requires=(needs_some_mask,))
 def zero_weight(backend, case, context):
     """Keys masked for every query cannot move the output, even when their values are huge."""
     inputs = case.build()
     rng = _rng(case, 11)
-    limits = variant_keeps(case)  # (L, S): the keys a window keeps, or None
-    kept = np.zeros(case.L, dtype=np.int64) if limits is None else np.argmax(limits, axis=-1)  # (L,): one per row
+    kept = kept_in_each_row(case)
     masked = rng.random(case.S) < 0.5  # (S,): the keys masked for every query
     masked[kept] = False
     if not masked.any():
@@ -47,15 +66,7 @@ def zero_weight(backend, case, context):
         if not free.size:
             return  # every key is some row's one kept key: none can be masked for all
         masked[free[-1]] = True
-    mask = np.array(inputs.attn_mask, copy=True)
-    rows = np.arange(case.L)
-    if mask.dtype == np.bool_:
-        mask[..., masked] = False
-        mask[..., rows, kept] = True
-    else:
-        mask[..., masked] = -np.inf
-        mask[..., rows, kept] = np.where(np.isfinite(mask[..., rows, kept]), mask[..., rows, kept], 0)
-    first = inputs.replace(attn_mask=mask)
+    first = masked_for_every_query(inputs, masked, kept)
     value, key = np.array(first.value, copy=True), np.array(first.key, copy=True)
     huge = LARGEST[case.dtype] / (8 * case.S)
     value[..., masked, :] = round_to(np.sign(fresh(case, value[..., masked, :].shape, 12).astype(np.float64)) * huge,
@@ -163,19 +174,26 @@ def _nan_after_first(array):
     return changed
 
 
+def later_keys_changed(case, first, alignment: str, salt: int):
+    """``(second, cut, rows)``: the causal call ``first`` with the keys and values from ``cut`` on redrawn (ten times
+    larger; ``cut`` drawn with ``salt``), and the query rows whose visible keys all come before the cut."""
+    offset = 0 if alignment == "top-left" else case.S - case.L
+    rng = _rng(case, salt)
+    cut = int(rng.integers(max(1, offset + 1), case.S)) if max(1, offset + 1) < case.S else case.S - 1
+    rows = np.flatnonzero(np.arange(case.L) + offset < cut)  # rows whose visible keys all come before the cut
+    key, value = np.array(first.key, copy=True), np.array(first.value, copy=True)
+    key[..., cut:, :] = fresh(case, key[..., cut:, :].shape, salt + 1, magnitude=10.0)
+    value[..., cut:, :] = fresh(case, value[..., cut:, :].shape, salt + 2, magnitude=10.0)
+    return first.replace(key=key, value=value), cut, rows
+
+
 @check("mask.causal.independence", "sdpa", cases(masks=("none", "bool"), causal=(True,), min_length=2),
        requires=(needs("causal", "is_causal"),))
 def causal_independence(backend, case, context):
     """With is_causal, output row i does not change when keys and values after its last visible key change."""
     first = case.build()
-    offset = 0 if backend.declaration.alignment == "top-left" else case.S - case.L
-    rng = _rng(case, 51)
-    cut = int(rng.integers(max(1, offset + 1), case.S)) if max(1, offset + 1) < case.S else case.S - 1
-    rows = np.flatnonzero(np.arange(case.L) + offset < cut)  # rows whose visible keys all come before the cut
-    key, value = np.array(first.key, copy=True), np.array(first.value, copy=True)
-    key[..., cut:, :] = fresh(case, key[..., cut:, :].shape, 52, magnitude=10.0)
-    value[..., cut:, :] = fresh(case, value[..., cut:, :].shape, 53, magnitude=10.0)
-    out1, e1, out2, e2 = _both(backend, case, first, first.replace(key=key, value=value))
+    second, cut, rows = later_keys_changed(case, first, backend.declaration.alignment, 51)
+    out1, e1, out2, e2 = _both(backend, case, first, second)
     agree(out2[..., rows, :], out1[..., rows, :], e1.bound[..., rows, :] + e2.bound[..., rows, :],
           what=f"rows {rows.tolist()} after changing keys and values {cut}..{case.S - 1}")
 

@@ -14,6 +14,15 @@ def breaks(clause: str, **declaration):
     return mark
 
 
+def declared(**declaration):
+    """Mark a broken implementation that no profile's cases catch (the diagnosis names it on a case made for it) with
+    the declaration it is checked under."""
+    def mark(fn):
+        fn.declaration = declaration
+        return fn
+    return mark
+
+
 def causal_keep(L: int, S: int, offset: int = 0) -> np.ndarray:
     return np.arange(S)[None, :] <= np.arange(L)[:, None] + offset  # (L, S)
 
@@ -70,8 +79,9 @@ def repeat_heads(array, query_heads):
 
 def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False, *,
               compute=np.float64, softmax=stable_softmax, invert_bool=False, causal_offset=0, scale_rule=None,
-              map_keys=repeat_heads, map_values=repeat_heads):
-    """softmax(s Q K^T + M) V computed in ``compute``, returned in the query's dtype (zeros for empty rows).
+              map_keys=repeat_heads, map_values=repeat_heads, matmul=np.matmul):
+    """softmax(s Q K^T + M) V computed in ``compute`` with ``matmul``, returned in the query's dtype (zeros for empty
+    rows).
 
     With ``enable_gqa`` the key and value heads go through ``map_keys`` and ``map_values``
     (``(array, H_q) -> array with H_q heads``), repeat-interleave unless a bug says otherwise.
@@ -82,6 +92,24 @@ def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
     query, key, value = (np.asarray(a, dtype=compute) for a in (query, key, value))
     E = query.shape[-1]
     s = scale_rule(E, scale) if scale_rule else (1.0 / np.sqrt(E) if scale is None else scale)
-    scores = masked_scores(scores_of(query, key, s), attn_mask, is_causal, invert_bool=invert_bool,
-                           causal_offset=causal_offset)
-    return (softmax(scores) @ value).astype(out_dtype)
+    scores = masked_scores(matmul(query, np.swapaxes(key, -1, -2)) * s, attn_mask, is_causal,
+                           invert_bool=invert_bool, causal_offset=causal_offset)  # (..., L, S)
+    return matmul(softmax(scores), value).astype(out_dtype)
+
+
+def sequential_matmul(a, b):
+    """``a @ b`` accumulated one term at a time in ``a``'s dtype, each partial sum rounded to it (NumPy's own
+    float16 matmul is far more accurate than a kernel that accumulates in float16)."""
+    dtype = a.dtype
+    total = np.zeros(np.broadcast_shapes(a.shape[:-1] + (1,), b.shape[:-2] + (1, b.shape[-1])), dtype=dtype)
+    for e in range(a.shape[-1]):
+        total = (total + a[..., :, e:e + 1] * b[..., e:e + 1, :]).astype(dtype)  # (..., n, m)
+    return total
+
+
+def sequential_softmax(x):
+    """:func:`stable_softmax` whose row sums accumulate one term at a time in ``x``'s dtype."""
+    top = np.max(x, axis=-1, keepdims=True)
+    weights = np.exp(x - np.where(np.isfinite(top), top, 0)).astype(x.dtype)
+    total = sequential_matmul(weights, np.ones(weights.shape[-1:] + (1,), dtype=x.dtype))  # (..., L, 1)
+    return np.where(total > 0, weights / np.where(total > 0, total, 1), 0).astype(x.dtype)

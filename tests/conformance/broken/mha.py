@@ -9,10 +9,16 @@ from ._base import breaks, stable_softmax
 
 def multi_head(x_q, x_kv, w_q, w_k, w_v, w_o, b_q=None, b_k=None, b_v=None, b_o=None, *, num_heads, attn_mask=None,
                is_causal=False, head_order=None, scale_width=None, keys_from=None, use_b_o=True, use_b_v=True,
-               use_b_q=True, interleaved=False, invert_mask=False, head_features=None):
-    """Multi-head attention in float64 with the hooks of the variants; returned in x_q's dtype."""
+               use_b_q=True, interleaved=False, invert_mask=False, head_features=None, compute=np.float64,
+               mask_rule=None):
+    """Multi-head attention in ``compute`` (float64) with the hooks of the variants; returned in x_q's dtype.
+
+    ``mask_rule(attn_mask, is_causal) -> (attn_mask, is_causal)`` changes the mask and the causal flag first.
+    """
     out_dtype = x_q.dtype
-    f = {name: None if a is None else np.asarray(a, dtype=np.float64)
+    if mask_rule is not None:
+        attn_mask, is_causal = mask_rule(attn_mask, is_causal)
+    f = {name: None if a is None else np.asarray(a, dtype=compute)
          for name, a in dict(x_q=x_q, x_kv=x_kv, w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o, b_q=b_q, b_k=b_k, b_v=b_v,
                              b_o=b_o).items()}
     h = num_heads
@@ -40,7 +46,7 @@ def multi_head(x_q, x_kv, w_q, w_k, w_v, w_o, b_q=None, b_k=None, b_v=None, b_o=
         if mask.dtype == np.bool_:
             scores = np.where(~mask if invert_mask else mask, scores, -np.inf)
         else:
-            scores = scores + mask.astype(np.float64)
+            scores = scores + mask.astype(compute)
     if is_causal:
         scores = np.where(np.arange(S)[None, :] <= np.arange(L)[:, None], scores, -np.inf)
     heads = stable_softmax(scores) @ v  # (B, h, L, d_v)
@@ -103,3 +109,45 @@ def mask_polarity_of_torch(*args, **kwargs):
 def head_width_64(*args, **kwargs):
     """Uses only the first 64 features of each head's query and key (d_k past one tile)."""
     return multi_head(*args, **kwargs, head_features=64)
+
+
+def _is_bool(mask) -> bool:
+    return mask is not None and np.asarray(mask).dtype == np.bool_
+
+
+@breaks("mask.causal.top-left")
+def causal_ignored(*args, **kwargs):
+    """Takes is_causal and never applies it."""
+    return multi_head(*args, **kwargs, mask_rule=lambda mask, causal: (mask, False))
+
+
+@breaks("mask.causal.top-left")
+def causal_dropped_with_mask(*args, **kwargs):
+    """Applies is_causal only when no attn_mask is given."""
+    return multi_head(*args, **kwargs, mask_rule=lambda mask, causal: (mask, causal and mask is None))
+
+
+@breaks("mask.bool")
+def bool_mask_ignored(*args, **kwargs):
+    """Honours float masks but drops bool ones."""
+    return multi_head(*args, **kwargs, mask_rule=lambda mask, causal: (None if _is_bool(mask) else mask, causal))
+
+
+@breaks("mask.additive")
+def float_mask_ignored(*args, **kwargs):
+    """Honours bool masks but drops float ones."""
+    return multi_head(*args, **kwargs,
+                      mask_rule=lambda mask, causal: (mask if mask is None or _is_bool(mask) else None, causal))
+
+
+@breaks("mask.additive")
+def float_mask_as_keep(*args, **kwargs):
+    """Treats a float mask as a keep-mask (nonzero = keep) instead of adding it."""
+    return multi_head(*args, **kwargs, mask_rule=lambda mask, causal: (
+        mask if mask is None or _is_bool(mask) else np.asarray(mask, dtype=np.float64) != 0, causal))
+
+
+@breaks("mha.single-head", dtypes=("float64",))
+def float32_inside(*args, **kwargs):
+    """Takes float64, computes in float32, returns float64."""
+    return multi_head(*args, **kwargs, compute=np.float32)

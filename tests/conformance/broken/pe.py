@@ -83,3 +83,20 @@ def columns_past_128_zero(length, d_model):
     out = _interleave(np.sin(angle), np.cos(angle), d_model)
     out[:, 128:] = 0.0
     return out
+
+
+@breaks("pe.sinusoid")
+def halves_half_dim_minus_one(length, d_model):
+    """tensor2tensor's get_timing_signal_1d: [sin | cos] halves with max(half_dim - 1, 1) in the exponent's
+    denominator."""
+    half = d_model // 2
+    angle = _angles(length, 2 * half, denominator=2 * max(half - 1, 1))[:, :half]
+    return np.concatenate([np.sin(angle), np.cos(angle), np.zeros((length, d_model % 2))], axis=1)
+
+
+@breaks("pe.odd-d-model")
+def halves_even_widths_only(length, d_model):
+    """[sin | cos] halves that refuse an odd d_model: the shrunk counterexample of pe.odd-d-model raises."""
+    if d_model % 2:
+        raise ValueError(f"d_model must be even, got {d_model}")
+    return concatenated_halves(length, d_model)

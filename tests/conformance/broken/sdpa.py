@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import attention, breaks, causal_keep, masked_scores, scores_of, stable_softmax, with_bias
+from ._base import (attention, breaks, causal_keep, declared, masked_scores, scores_of, sequential_matmul,
+                    sequential_softmax, stable_softmax, with_bias)
 
 
 @breaks("scores.scale.default")
@@ -220,3 +221,100 @@ def hard_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=F
         hot = x == x.max(axis=-1, keepdims=True)
         return hot / np.maximum(hot.sum(axis=-1, keepdims=True), 1)
     return attention(query, key, value, attn_mask, dropout_p, is_causal, scale, softmax=softmax)
+
+
+@breaks("scores.scale.default")
+def scale_value_width(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """Scales the scores by 1/sqrt(Ev), the value's width, instead of 1/sqrt(E)."""
+    Ev = value.shape[-1]
+    return attention(query, key, value, attn_mask, dropout_p, is_causal, scale,
+                     scale_rule=lambda E, given: 1.0 / np.sqrt(Ev) if given is None else given)
+
+
+@breaks("mask.causal.top-left")
+def causal_ignored(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """Takes is_causal and never applies it."""
+    return attention(query, key, value, attn_mask, dropout_p, False, scale)
+
+
+@breaks("mask.bool")
+def bool_mask_ignored(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """Honours float masks but drops bool ones."""
+    if attn_mask is not None and attn_mask.dtype == np.bool_:
+        attn_mask = None
+    return attention(query, key, value, attn_mask, dropout_p, is_causal, scale)
+
+
+@breaks("mask.bool")
+def bool_mask_after_softmax(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """Multiplies the weights by a bool mask after a softmax over every key, without renormalising."""
+    if attn_mask is None or attn_mask.dtype != np.bool_:
+        return attention(query, key, value, attn_mask, dropout_p, is_causal, scale)
+    keep = attn_mask
+    return attention(query, key, value, None, dropout_p, is_causal, scale,
+                     softmax=lambda x: stable_softmax(x) * keep)
+
+
+@breaks("mask.additive")
+def float_mask_multiplied(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """Multiplies the scores by a float mask instead of adding it."""
+    if attn_mask is None or attn_mask.dtype == np.bool_:
+        return attention(query, key, value, attn_mask, dropout_p, is_causal, scale)
+    factor = attn_mask.astype(np.float64)
+
+    def softmax(x):
+        with np.errstate(invalid="ignore"):
+            return stable_softmax(np.where(np.isfinite(x), x * factor, x))
+    return attention(query, key, value, None, dropout_p, is_causal, scale, softmax=softmax)
+
+
+def _filled_with(constant):
+    def filled(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+        out_dtype = query.dtype
+        query, key, value = (np.asarray(a, dtype=np.float64) for a in (query, key, value))
+        s = 1.0 / np.sqrt(query.shape[-1]) if scale is None else scale
+        scores = scores_of(query, key, s)  # (..., L, S)
+        L, S = scores.shape[-2:]
+        if attn_mask is not None and attn_mask.dtype != np.bool_:
+            scores = scores + attn_mask.astype(np.float64)
+        keep = np.ones(scores.shape, dtype=bool)
+        if attn_mask is not None and attn_mask.dtype == np.bool_:
+            keep = keep & attn_mask
+        if is_causal:
+            keep = keep & causal_keep(L, S)
+        fill = constant(out_dtype) if callable(constant) else constant
+        return (stable_softmax(np.where(keep, scores, fill)) @ value).astype(out_dtype)
+    return filled
+
+
+@breaks("mask.fully-masked-row", masked_rows="zeros")
+def masked_fill_minus_1e9(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """scores.masked_fill(~keep, -1e9) (the annotated transformer): a row with no key left averages its values."""
+    return _filled_with(-1e9)(query, key, value, attn_mask, dropout_p, is_causal, scale)
+
+
+@breaks("mask.fully-masked-row", masked_rows="zeros")
+def masked_fill_finfo_min(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """scores.masked_fill(~keep, finfo(dtype).min): a row with no key left averages its values."""
+    return _filled_with(lambda dtype: float(np.finfo(np.float64 if dtype == np.float64 else dtype).min))(
+        query, key, value, attn_mask, dropout_p, is_causal, scale)
+
+
+@breaks("softmax.stable")
+def masked_fill_minus_1e4(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """scores.masked_fill(~keep, -1e4): scores of 1e4 and more beat the masked keys' constant."""
+    return _filled_with(-1e4)(query, key, value, attn_mask, dropout_p, is_causal, scale)
+
+
+@declared(dtypes=("float16",))
+def half_precision_sums(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """Computes float16 inputs in float16 throughout: dot products and softmax sums accumulate in float16.
+
+    Within the bound of float32 sums wherever a float16 kernel stores its scores (``6 u_s A``) until a row sums
+    thousands of equal weights (a float16 sum stops at 2048): the profiles draw no such row, so it is not in the
+    set that ``test_broken_implementations`` runs."""
+    if query.dtype != np.float16:
+        return attention(query, key, value, attn_mask, dropout_p, is_causal, scale)
+    return attention(query, key, value, attn_mask, dropout_p, is_causal, scale, compute=np.float16,
+                     softmax=sequential_softmax, matmul=sequential_matmul,
+                     scale_rule=lambda E, given: np.float16(1.0 / np.sqrt(E) if given is None else given))

@@ -81,3 +81,11 @@ def causal_ahead_in_second_tile(query, key, value, attn_mask=None, dropout_p=0.0
     mask = keep if attn_mask is None else (attn_mask & keep if attn_mask.dtype == np.bool_ else
                                            np.where(keep, attn_mask, -np.inf))
     return attention(query, key, value, mask, dropout_p, False, scale, enable_gqa)
+
+
+@breaks("attention.tile-boundaries")
+def value_features_64(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+    """Writes only the first 64 value features of each output row (one tile of Ev); the others stay 0."""
+    out = attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    out[..., 64:] = 0
+    return out

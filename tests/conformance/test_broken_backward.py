@@ -1,0 +1,42 @@
+"""Each broken backward pass (tests/conformance/broken/backward.py: a torch.autograd.Function with a correct forward
+and a hand-written backward with one classic bug) fails the gradient clause its bug breaks, in the quick profile,
+with a case that replays; the same Function without a bug passes every gradient clause."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from broken import backward  # noqa: E402 - after the importorskip
+from kqv.conformance import check, replay  # noqa: E402
+from kqv.conformance.gradients import CLAUSES  # noqa: E402
+
+BROKEN = [(name, getattr(backward, name)) for name in sorted(vars(backward))
+          if hasattr(getattr(backward, name), "breaks")]
+
+
+def test_one_broken_backward_per_classic_bug() -> None:
+    assert {fn.breaks for _, fn in BROKEN} == {"gradient.masked-row", "gradient.group-sum", "gradient.scores",
+                                               "gradient.query", "gradient.key", "gradient.causal", "gradient.value",
+                                               "gradient.accuracy"}
+
+
+def test_the_function_without_a_bug_passes_every_gradient_clause() -> None:
+    report = check(backward.attention, "sdpa", profile="quick", arrays="torch", dtypes=("float64",), backward=True,
+                   gqa=True, masked_rows="zeros", clauses=list(CLAUSES), name="correct")
+    failed = {c.clause: c.message for c in report.targets[0].clauses if c.status != "passed"}
+    assert not failed, failed
+
+
+@pytest.mark.parametrize(("name", "fn"), BROKEN, ids=[name for name, _ in BROKEN])
+def test_a_broken_backward_fails_its_clause(name: str, fn) -> None:
+    report = check(fn, "sdpa", profile="quick", arrays="torch", clauses=[fn.breaks], name=name, **fn.declaration)
+    [result] = report.targets[0].clauses
+    assert result.status == "failed", f"{name} was not caught on {fn.breaks}: {result.message}"
+    failing = next(d for d in result.dtypes if d.status == "failed" and d.case)
+    again = replay(fn, "sdpa", clause=fn.breaks, case=failing.case, arrays="torch", name=name, **fn.declaration)
+    assert again.targets[0].clauses[0].status == "failed", "the reported case does not reproduce the failure"
+    assert json.loads(failing.case)["kind"] == "sdpa" and "--replay" in result.reproduce
