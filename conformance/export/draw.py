@@ -17,7 +17,9 @@ from ..declaration import Declaration
 from ..dtypes import bfloat16_missing
 from ..executors.capture import Captured
 from ..executors.outcome import Outcome, run_case
-from ..gradients import CLAUSES as GRADIENT_CLAUSES
+from ..gradients import CLAUSES as SDPA_GRADIENT_CLAUSES, MHA_CLAUSES
+
+GRADIENT_CLAUSES = SDPA_GRADIENT_CLAUSES + MHA_CLAUSES  # a file holds forward outputs: no gradient
 from ..kinds.base import Case
 from ..profiles import profile as lookup_profile
 from ..registry import Check, Context

@@ -29,7 +29,10 @@ UPSTREAM_SALT = 81  # the salt of dO in the case's generator
 
 
 def what(name: str) -> str:
-    """``dK (the gradient of the key)``: how the messages name a gradient."""
+    """``dK (the gradient of the key)``: how the messages name a gradient (``dw_o (the gradient of w_o)`` for the
+    arguments of mha)."""
+    if name not in SYMBOLS:
+        return f"d{name} (the gradient of {name})"
     return f"{SYMBOLS[name]} (the gradient of the {name})"
 
 
