@@ -65,7 +65,8 @@ def multi_head_attention_backward(x_q: Any, x_kv: Any, w_q: Any, w_k: Any, w_v: 
 
     Arguments are those of :func:`kqv.reference.multi_head_attention`; ``masked_rows`` and ``causal_alignment`` are
     passed to the heads' attention (the convention for rows that keep no key: under ``"zeros"`` such a row is the
-    constant 0 and gets no gradient).
+    constant 0 and gets no gradient; under ``"nan"`` its ``dQ`` row is NaN, and so are that row of ``dX_q`` and
+    every entry of ``dW_Q``, ``db_Q`` and, the output row being NaN, ``dW_O``).
     """
     c = check_mha_inputs(x_q, x_kv, w_q, w_k, w_v, w_o, b_q, b_k, b_v, b_o, num_heads, attn_mask, is_causal)
     h = c.num_heads

@@ -80,3 +80,12 @@ def test_torch_autograd_reaches_every_weight_and_bias() -> None:
         assert np.any(getattr(got, name) != 0) or name == "b_k", name  # db_K is 0: softmax ignores a shift
         assert np.all(np.abs(getattr(got, name) - getattr(expected, name)) <= getattr(bound, name)), name
 
+
+
+def test_the_upstream_gradient_keeps_the_heads_intermediates_in_the_dtypes_range() -> None:
+    case = MhaCase(**{**vars(CASE), "dtype": "float16"})
+    inputs = case.build()
+    plain = upstream(case, inputs)
+    loud = inputs.replace(x_kv=(inputs.x_kv * 20000).astype(np.float16))  # values near 3e4: dP would pass 65504
+    scaled = upstream(case, loud)
+    assert scaled.dtype == np.float16 and 0 < np.max(np.abs(scaled)) < np.max(np.abs(plain)) / 10

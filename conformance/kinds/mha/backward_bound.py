@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from kqv.reference.backward import backward
-from kqv.reference.backward_stages import input_gradients
+from kqv.reference.backward_stages import Gradients, input_gradients
 from kqv.reference.mha import concat_heads, split_heads
 from kqv.reference.mha_backward import MhaGradients, multi_head_attention_backward
 
@@ -64,10 +64,11 @@ def _bias(g: np.ndarray, e_g: np.ndarray, precision: Precision) -> np.ndarray:
     return product_error(ones, 0 * ones, _rows(g), _rows(e_g), precision)[0]
 
 
-def _carried(model: Heads, d_heads: np.ndarray, e_d_heads: np.ndarray, expected, precision: Precision,
+def _carried(model: Heads, d_heads: np.ndarray, e_d_heads: np.ndarray, expected: Gradients, precision: Precision,
              extra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The bound of each head's ``(dQ, dK, dV)``, ``(B, h, n, d)`` each: the sdpa backward's on exact inputs plus
-    what the errors of ``Q``, ``K``, ``V`` and ``dO`` carry through the chain (module docstring)."""
+    what the errors of ``Q``, ``K``, ``V`` and ``dO`` carry through the chain (module docstring); under ``uniform``
+    a row that keeps no key passes ``e_dO / S`` of its own to every value row."""
     call = model.call
     inner = backward_bound(call, d_heads, precision, expected, call.key.shape, call.value.shape, extra)
     weights, keep, log_error = weight_errors(call, precision, extra)  # (B, h, L, S), (B, h, L, 1)
@@ -84,20 +85,21 @@ def _carried(model: Heads, d_heads: np.ndarray, e_d_heads: np.ndarray, expected,
     d_key = inner.key + s * (swap(T) @ (query + model.e_query) + swap(Z) @ model.e_query)  # (B, h, S, d_k)
     flush = np.where(keep, weight_flush(precision), 0.0)  # (B, h, L, S)
     d_value = inner.value + swap(grown + flush) @ e_d_heads  # (B, h, S, d_v)
+    empty = ~np.any(keep, axis=-1, keepdims=True)  # (B, h, L, 1)
+    if call.masked_rows == "uniform" and call.S:
+        d_value = d_value + np.sum(np.where(empty, e_d_heads, 0.0), axis=-2, keepdims=True) / call.S  # (B, h, 1, d_v)
     return d_query, d_key, d_value
 
 
 def mha_backward_bound(inputs: MhaInputs, grad_output: np.ndarray, precision: Precision, expected: MhaGradients,
                        masked_rows: str = "zeros", alignment: str = "top-left") -> MhaGradients:
     """The bound of each gradient of :class:`~kqv.reference.mha_backward.MhaGradients` (module docstring) at
-    ``precision``, from the inputs of the call, ``dY`` (float64, of the output's shape) and the exact gradients
-    ``expected``; None for a bias not given."""
+    ``precision``, from the inputs of the call (batched, as every case is), ``dY`` (float64, ``(B, L, d_model)``)
+    and the exact gradients ``expected``; None for a bias not given."""
     u_s = precision.storage
     model = heads_model(inputs, precision, masked_rows, alignment)
     f64, h, call = model.f64, inputs.num_heads, model.call
-    unbatched = np.ndim(inputs.x_q) == 2
-    x_q, x_kv = (f64[name][None] if unbatched else f64[name] for name in ("x_q", "x_kv"))  # (B, n, d_model)
-    dy = grad_output[None] if unbatched else grad_output  # (B, L, d_model)
+    x_q, x_kv, dy = f64["x_q"], f64["x_kv"], grad_output  # (B, L, d_model), (B, S, d_model), (B, L, d_model)
     d_concat, e_d_concat = projection(dy, f64["w_o"].T, None, precision)  # (B, L, h*d_v): dH = dY W_O^T
     d_heads, e_d_heads = split_heads(d_concat, h), split_heads(e_d_concat, h)  # (B, h, L, d_v)
     exact = input_gradients(call, call.key.shape, call.value.shape, *backward(call, d_heads))  # (B, h, n, d) each
@@ -118,8 +120,6 @@ def mha_backward_bound(inputs: MhaInputs, grad_output: np.ndarray, precision: Pr
         "b_q": _bias(dq, e_dq, precision), "b_k": _bias(dk, e_dk, precision), "b_v": _bias(dv, e_dv, precision),
         "b_o": _bias(dy, zero(dy), precision),
     }
-    if unbatched:
-        bound["x_q"], bound["x_kv"] = bound["x_q"][0], bound["x_kv"][0]  # (L, d_model), (S, d_model)
     return MhaGradients(**{name: None if getattr(expected, name) is None else
                            np.nan_to_num(bound[name], nan=np.inf) + u_s * np.abs(getattr(expected, name))
                            for name in GRADIENTS})

@@ -18,7 +18,7 @@ from .case import MhaInputs
 
 class Heads(NamedTuple):
     """The heads of an ``mha`` call and their forward errors (:func:`heads_model`), float64: the pieces the output's
-    bound and the gradients' bound (:mod:`.backward_bound`) share."""
+    bound and the gradients' bound (:mod:`kqv.conformance.kinds.mha.backward_bound`) share."""
 
     f64: dict[str, np.ndarray | None]  # every array of the call as float64, None where not given
     query: np.ndarray  # (B, h, L, d_k)

@@ -10,18 +10,20 @@ callable::
         -> (dx_q, dx_kv, dw_q, dw_k, dw_v, dw_o, db_q, ...)  # then one for each bias given, in the order q, k, v, o
 
 ``dx_q`` and ``dx_kv`` are the partial derivatives by each argument, also when ``x_kv`` is ``x_q``. They are judged
-against :func:`kqv.reference.multi_head_attention_backward` within the bound of :mod:`.backward_bound`.
+against :func:`kqv.reference.multi_head_attention_backward` within the bound of
+:mod:`kqv.conformance.kinds.mha.backward_bound`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from kqv.reference.mha import split_heads
 from kqv.reference.mha_backward import MhaGradients
 
 from ...backend import Backend, BackendError, invoke_backward
 from ...dtypes import as_float64, name_of
-from ...gradients.call import agree_gradient  # the sdpa facet's comparison, NaN and overflow rules included
+from ...gradients.call import agree_gradient, within_headroom  # the sdpa facet's comparison and dO's headroom
 from ...messages import gradient_wrong_dtype, gradient_wrong_shape
 from ...registry import CheckFailure, check, needs
 from ...tolerance import Precision
@@ -39,8 +41,18 @@ WEIGHTS = ("w_q", "w_k", "w_v", "w_o", "b_q", "b_k", "b_v", "b_o")
 
 
 def upstream(case: MhaCase, inputs: MhaInputs) -> np.ndarray:
-    """``dY``: standard normal entries of the output's shape ``(B, L, d_model)`` in the case's dtype."""
-    return fresh(case, inputs.x_q.shape, UPSTREAM_SALT)
+    """``dY``: standard normal entries of the output's shape ``(B, L, d_model)`` in the case's dtype, scaled down as
+    sdpa's ``dO`` is (:func:`~kqv.conformance.gradients.call.upstream`) where the heads' ``dP = dO V^T``, ``D`` and
+    ``dA`` could come near the dtype's largest number: all are at most ``W_ij = sum_c |dO_ic| |V_jc|`` (``dA``
+    twice that), with ``|dO| <= |dY| |W_O|^T`` the heads' upstream gradient."""
+    drawn = fresh(case, inputs.x_q.shape, UPSTREAM_SALT)
+    value = as_float64(inputs.x_kv) @ as_float64(inputs.w_v) \
+        + (0.0 if inputs.b_v is None else as_float64(inputs.b_v))  # (B, S, h*d_v)
+    d_heads = np.abs(as_float64(drawn)) @ np.abs(as_float64(inputs.w_o)).T  # (B, L, h*d_v): >= |dO|
+    h = inputs.num_heads
+    largest = np.max(split_heads(d_heads, h) @ np.swapaxes(np.abs(split_heads(value, h)), -1, -2),
+                     initial=0.0)  # (B, h, L, S) -> the largest W_ij
+    return within_headroom(drawn, largest, case.dtype)
 
 
 def gradients(backend: Backend, inputs: MhaInputs, grad_output: np.ndarray) -> MhaGradients:
