@@ -149,7 +149,8 @@ class BackwardInvocation:
 
 
 def invoke_backward(backend: Backend, args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...],
-                    grad_output: np.ndarray, layout: str = "contiguous", wrt: tuple[str, ...] = ()) -> BackwardInvocation:
+                    grad_output: np.ndarray, layout: str = "contiguous",
+                    wrt: tuple[str, ...] = ()) -> BackwardInvocation:
     """The gradients of ``backend.fn(*args, **kwargs)`` with respect to ``args`` and then to the keyword arrays
     ``wrt`` (in that order; the mha biases), given ``grad_output`` (``dO``): by
     ``backend.backward(*args, grad_output, **kwargs)`` when the backend has one, else by its adapter's

@@ -18,7 +18,8 @@ from .clause import Clause, Derivation, DerivationError, Step
 _MODULES = (projections, scores, masking, softmax, output, attention, heads, windows, softcap, alibi, lengths,
             sinks, lse, multihead, mha_gradients, positional, gradients, gradient_properties)
 
-SECTIONS: list[tuple[str, str]] = list(dict.fromkeys(module.SECTION for module in _MODULES))  # mha_gradients: multihead's
+# mha_gradients adds to the section of multihead
+SECTIONS: list[tuple[str, str]] = list(dict.fromkeys(module.SECTION for module in _MODULES))
 
 
 def _collect() -> dict[str, Clause]:

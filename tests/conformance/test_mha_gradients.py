@@ -13,7 +13,7 @@ from kqv.conformance.dtypes import as_float64
 from kqv.conformance.gradients import MHA_CLAUSES
 from kqv.conformance.kinds.mha.backward_bound import GRADIENTS, mha_backward_expectation
 from kqv.conformance.kinds.mha.case import MhaCase
-from kqv.conformance.kinds.mha.gradients import gradients, upstream
+from kqv.conformance.kinds.mha.gradient_call import gradients, upstream
 from kqv.conformance.options import with_overrides
 from kqv.conformance.tolerance import Precision
 
