@@ -145,16 +145,18 @@ class BackwardInvocation:
     unchanged), and the gradients ``(dQ, dK, dV)`` as NumPy arrays of the dtypes returned."""
 
     natives: dict[str, Any]
-    gradients: tuple[np.ndarray, np.ndarray, np.ndarray]
+    gradients: tuple[np.ndarray, ...]  # one for each argument differentiated
 
 
 def invoke_backward(backend: Backend, args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...],
-                    grad_output: np.ndarray, layout: str = "contiguous") -> BackwardInvocation:
-    """The gradients of ``backend.fn(*args, **kwargs)`` with respect to ``args`` given ``grad_output`` (``dO``): by
+                    grad_output: np.ndarray, layout: str = "contiguous",
+                    wrt: tuple[str, ...] = ()) -> BackwardInvocation:
+    """The gradients of ``backend.fn(*args, **kwargs)`` with respect to ``args`` and then to the keyword arrays
+    ``wrt`` (in that order; the mha biases), given ``grad_output`` (``dO``): by
     ``backend.backward(*args, grad_output, **kwargs)`` when the backend has one, else by its adapter's
-    ``Adapter.vjp`` (autograd, ``jax.vjp``). Arrays are converted as :func:`invoke`
-    converts them (``grad_output`` contiguous); anything but three arrays of the backend's type is a
-    :class:`BackendError`."""
+    ``Adapter.vjp`` (autograd, ``jax.vjp``), the keywords ``wrt`` passed to it as further arguments. Arrays are
+    converted as :func:`invoke` converts them (``grad_output`` contiguous); anything but one array of the backend's
+    type for each of ``args`` and ``wrt`` is a :class:`BackendError`."""
     natives: dict[str, Any] = {}
     convert = _converter(backend, natives)
     call_args = tuple(convert(name, value, layout) for name, value in zip(names, args))
@@ -164,11 +166,17 @@ def invoke_backward(backend: Backend, args: tuple[Any, ...], kwargs: dict[str, A
         if backend.backward is not None:
             result = backend.backward(*call_args, upstream, **call_kwargs)
         else:
-            result = backend.adapter.vjp(backend.fn, call_args, call_kwargs, upstream)
+            fixed = {name: value for name, value in call_kwargs.items() if name not in wrt}
+            count = len(call_args)
+
+            def fn(*arrays: Any, **rest: Any) -> Any:
+                return backend.fn(*arrays[:count], **dict(zip(wrt, arrays[count:])), **rest)
+
+            result = backend.adapter.vjp(fn, call_args + tuple(call_kwargs[name] for name in wrt), fixed, upstream)
     except Exception as error:  # noqa: BLE001 - any failure of the backend is a finding, not a crash
         raise BackendError(backend_raised(error)) from error
-    if not isinstance(result, (tuple, list)) or len(result) != len(args):
-        raise BackendError(not_three_gradients(result))
+    if not isinstance(result, (tuple, list)) or len(result) != len(args) + len(wrt):
+        raise BackendError(not_three_gradients(result, tuple(names[:len(args)]) + tuple(wrt)))
     try:
         gradients = tuple(backend.adapter.to_numpy(value) for value in result)
     except OutputTypeError as error:

@@ -86,8 +86,9 @@ class Declaration:
     strided: bool = _option("accepts non-contiguous (strided, offset, expanded) inputs", default=True)
     deterministic: bool = _option("gives bitwise identical outputs for identical calls (and, with backward, "
                                   "gradients for identical backward passes)", default=True)
-    backward: bool = _option("sdpa: can be differentiated: kqv draws dO and checks dQ, dK, dV (clauses gradient.*) "
-                             "through torch autograd, jax.vjp or the backend's backward callable", default=False)
+    backward: bool = _option("sdpa, mha: can be differentiated: kqv draws dO and checks dQ, dK, dV (clauses "
+                             "gradient.*; mha: the gradients of every input, clauses mha.gradient.*) through torch "
+                             "autograd, jax.vjp or the backend's backward callable", default=False)
     masked_rows: str | None = _option("what a row whose every key is masked returns: zeros, nan, uniform "
                                       "(undeclared: observed and reported)", default=None)
     causal_alignment: str | None = _option("is_causal alignment when L != S: top-left, bottom-right "
@@ -139,8 +140,9 @@ class Declaration:
         if isinstance(self.shapes, bool) or not isinstance(self.shapes, int) or 0 < self.shapes < MIN_SHAPES \
                 or self.shapes < 0:
             raise ValueError(f"shapes: expected 0 (no budget) or an integer >= {MIN_SHAPES}, got {self.shapes!r}")
-        if self.backward and self.kind != "sdpa":
-            raise ValueError(f"backward: the gradients are checked for kind sdpa, not {self.kind}; leave backward=False")
+        if self.backward and self.kind not in ("sdpa", "mha"):
+            raise ValueError(f"backward: the gradients are checked for kinds sdpa and mha, not {self.kind}; leave "
+                             f"backward=False")
         if self.shapes and self.kind != "sdpa":
             raise ValueError(f"shapes: a budget of shapes applies to kind sdpa (its cases draw their sizes from it), "
                              f"not {self.kind}, whose strategy draws sizes freely; leave shapes=0")

@@ -121,11 +121,12 @@ def not_a_tuple(got: Any, names: tuple[str, ...], kwargs: dict[str, Any]) -> str
             f"expected a tuple ({', '.join(names)})")
 
 
-def not_three_gradients(got: Any) -> str:
-    """A backward that did not return ``(dQ, dK, dV)``."""
+def not_three_gradients(got: Any, names: tuple[str, ...] = ("query", "key", "value")) -> str:
+    """A backward that did not return one gradient for each argument ``names`` (``(dQ, dK, dV)`` for sdpa)."""
     length = f" of length {len(got)}" if isinstance(got, (tuple, list)) else ""
-    return (f"the backward returned {type(got).__module__}.{type(got).__qualname__}{length}, expected a tuple "
-            f"(dQ, dK, dV)")
+    expected = "(dQ, dK, dV)" if tuple(names) == ("query", "key", "value") else \
+        "(" + ", ".join("d" + name for name in names) + ")"
+    return f"the backward returned {type(got).__module__}.{type(got).__qualname__}{length}, expected a tuple {expected}"
 
 
 def gradient_wrong_shape(name: str, got: tuple[int, ...], expected: tuple[int, ...], argument: str) -> str:

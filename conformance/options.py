@@ -268,10 +268,10 @@ def with_overrides(backend: Any, overrides: dict[str, Any]) -> Any:
     """A new Backend whose declaration has ``overrides``; ``backend`` itself is left as it was.
 
     Unknown fields raise a TypeError listing the known ones, bad values a ValueError naming the field.
-    ``backward`` applies to sdpa backends only (the gradients of the other kinds are not checked): ``kqv check numpy
-    --backward`` declares it for numpy's sdpa backend and leaves its mha and pe backends as they are.
+    ``backward`` applies to sdpa and mha backends only (the gradients of pe are not checked): ``kqv check numpy
+    --no-backward`` leaves it out for numpy's sdpa and mha backends and leaves its pe backend as it is.
     """
-    if backend.kind != "sdpa":
+    if backend.kind not in ("sdpa", "mha"):
         overrides = {name: value for name, value in overrides.items() if name != "backward"}
     if not overrides:
         return backend

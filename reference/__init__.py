@@ -18,6 +18,8 @@ formulas with mpmath at arbitrary precision, to judge the reference itself.
 - :func:`causal_mask`: the causal keep-mask, top-left or bottom-right
   (clauses ``mask.causal.top-left``, ``mask.causal.bottom-right``);
 - :func:`multi_head_attention`: multi-head attention (clauses ``mha.*``);
+- :func:`multi_head_attention_backward`: its analytic backward, the :class:`MhaGradients` of every input from
+  ``dY`` (clauses ``mha.gradient.inputs``, ``mha.gradient.weights``);
 - :func:`sinusoidal_positional_encoding`: the sinusoidal positional encoding
   (clauses ``pe.sinusoid``, ``pe.odd-d-model``).
 """
@@ -27,16 +29,19 @@ from .backward import scaled_dot_product_attention_backward
 from .backward_stages import Gradients
 from .masking import causal_mask
 from .mha import multi_head_attention
+from .mha_backward import MhaGradients, multi_head_attention_backward
 from .pe import sinusoidal_positional_encoding
 from .sdpa import attention_weights, scaled_dot_product_attention
 from .softmax import softmax
 
 __all__ = [
     "Gradients",
+    "MhaGradients",
     "alibi_slopes",
     "attention_weights",
     "causal_mask",
     "multi_head_attention",
+    "multi_head_attention_backward",
     "scaled_dot_product_attention",
     "scaled_dot_product_attention_backward",
     "sinusoidal_positional_encoding",

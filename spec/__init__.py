@@ -11,14 +11,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
-from . import (alibi, attention, gradient_properties, gradients, heads, lengths, lse, masking, multihead, output,
-               positional, projections, scores, sinks, softcap, softmax, windows)
+from . import (alibi, attention, gradient_properties, gradients, heads, lengths, lse, masking, mha_gradients, multihead,
+               output, positional, projections, scores, sinks, softcap, softmax, windows)
 from .clause import Clause, Derivation, DerivationError, Step
 
 _MODULES = (projections, scores, masking, softmax, output, attention, heads, windows, softcap, alibi, lengths,
-            sinks, lse, multihead, positional, gradients, gradient_properties)
+            sinks, lse, multihead, mha_gradients, positional, gradients, gradient_properties)
 
-SECTIONS: list[tuple[str, str]] = [module.SECTION for module in _MODULES]
+# mha_gradients adds to the section of multihead
+SECTIONS: list[tuple[str, str]] = list(dict.fromkeys(module.SECTION for module in _MODULES))
 
 
 def _collect() -> dict[str, Clause]:

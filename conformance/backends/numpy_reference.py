@@ -2,16 +2,16 @@
 
 The reference computes in float64 whatever its input; as a backend under test it owes the
 output in the query's dtype (clause ``attention.dtype``), so these wrappers round the float64
-result once to that dtype. ``pe`` returns float64. The sdpa backend's backward callable is the reference's analytic
-backward, its gradients rounded alike.
+result once to that dtype. ``pe`` returns float64. The sdpa and mha backends' backward callables are the reference's
+analytic backwards, their gradients rounded alike.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from kqv.reference import (multi_head_attention, scaled_dot_product_attention, scaled_dot_product_attention_backward,
-                           sinusoidal_positional_encoding)
+from kqv.reference import (multi_head_attention, multi_head_attention_backward, scaled_dot_product_attention,
+                           scaled_dot_product_attention_backward, sinusoidal_positional_encoding)
 
 from ..backend import Backend
 from ..declaration import Declaration
@@ -58,6 +58,17 @@ def mha(x_q, x_kv, w_q, w_k, w_v, w_o, b_q=None, b_k=None, b_v=None, b_o=None, *
     return out.astype(x_q.dtype)
 
 
+def mha_backward(x_q, x_kv, w_q, w_k, w_v, w_o, grad_output, b_q=None, b_k=None, b_v=None, b_o=None, *, num_heads,
+                 attn_mask=None, is_causal=False):
+    """The gradient of every array of :func:`mha` given ``dY`` (clauses ``mha.gradient.inputs``,
+    ``mha.gradient.weights``): :func:`kqv.reference.multi_head_attention_backward` in float64, each rounded to its
+    input's dtype; ``(dx_q, dx_kv, dw_q, dw_k, dw_v, dw_o)`` and then one for each bias given."""
+    given = dict(x_q=x_q, x_kv=x_kv, w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o, b_q=b_q, b_k=b_k, b_v=b_v, b_o=b_o)
+    gradients = multi_head_attention_backward(**given, grad_output=grad_output, num_heads=num_heads,
+                                              attn_mask=attn_mask, is_causal=is_causal)
+    return tuple(getattr(gradients, name).astype(array.dtype) for name, array in given.items() if array is not None)
+
+
 def pe(length, d_model):
     """The sinusoidal positional encoding in float64 (clause ``pe.sinusoid``)."""
     return np.asarray(sinusoidal_positional_encoding(length, d_model))
@@ -70,6 +81,7 @@ def backends() -> dict[str, Backend]:
                                                      alibi=True, kv_lengths=True, sinks=True, lse=True, backward=True,
                                                      **common),
                         description=DESCRIPTION, backward=sdpa_backward),
-        "mha": Backend("numpy", mha, Declaration(kind="mha", dtypes=_dtypes(), **common), description=DESCRIPTION),
+        "mha": Backend("numpy", mha, Declaration(kind="mha", dtypes=_dtypes(), backward=True, **common),
+                       description=DESCRIPTION, backward=mha_backward),
         "pe": Backend("numpy", pe, Declaration(kind="pe", dtypes=("float64",)), description=DESCRIPTION),
     }

@@ -17,6 +17,9 @@ adapter (torch autograd, ``jax.vjp``). They are judged against the float64 refer
 - ``properties``: linearity in ``dO``, keys no query keeps, causal rows, the group sum of grouped-query
   attention;
 - ``implementation``: inputs left as they were, bitwise repeatable gradients.
+
+The ``mha`` kind has the same facet, with the gradients of every input (``MHA_CLAUSES``, checked in
+:mod:`kqv.conformance.kinds.mha.gradients`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from __future__ import annotations
 CLAUSES = ("gradient.value", "gradient.weights", "gradient.scores", "gradient.query", "gradient.key",
            "gradient.masked-row", "gradient.accuracy", "gradient.linearity", "gradient.unkept-key", "gradient.causal",
            "gradient.group-sum", "gradient.inputs-unmodified", "gradient.determinism")
+MHA_CLAUSES = ("mha.gradient.inputs", "mha.gradient.weights")  # the mha facet (kqv.conformance.kinds.mha.gradients)
 CHECKS = ("kqv.conformance.gradients.accuracy", "kqv.conformance.gradients.properties",
-          "kqv.conformance.gradients.implementation")  # the modules that register the checks
+          "kqv.conformance.gradients.implementation",
+          "kqv.conformance.kinds.mha.gradients")  # the modules that register the checks
 
-__all__ = ["CHECKS", "CLAUSES"]
+__all__ = ["CHECKS", "CLAUSES", "MHA_CLAUSES"]

@@ -29,7 +29,10 @@ UPSTREAM_SALT = 81  # the salt of dO in the case's generator
 
 
 def what(name: str) -> str:
-    """``dK (the gradient of the key)``: how the messages name a gradient."""
+    """``dK (the gradient of the key)``: how the messages name a gradient (``dw_o (the gradient of w_o)`` for the
+    arguments of mha)."""
+    if name not in SYMBOLS:
+        return f"d{name} (the gradient of {name})"
     return f"{SYMBOLS[name]} (the gradient of the {name})"
 
 
@@ -48,9 +51,15 @@ def upstream(case: SdpaCase, inputs: SdpaInputs, salt: int = UPSTREAM_SALT,
     drawn = fresh(case, inputs.output_shape(), salt)
     largest = np.max(np.sum(np.abs(as_float64(drawn)), axis=-1), initial=0.0) \
         * np.max(np.abs(as_float64(inputs.value)), initial=0.0)  # >= every W_ij
-    if headroom * largest <= LARGEST[case.dtype]:
+    return within_headroom(drawn, largest, case.dtype, headroom)
+
+
+def within_headroom(drawn: np.ndarray, largest: float, dtype: str, headroom: float = HEADROOM) -> np.ndarray:
+    """``drawn`` as it is when ``headroom`` times ``largest`` (a bound of the backward's intermediates, linear in
+    ``drawn``) fits the dtype, else scaled down so that it does and rounded to ``dtype`` again."""
+    if headroom * largest <= LARGEST[dtype]:
         return drawn
-    return round_to(as_float64(drawn) * (LARGEST[case.dtype] / (headroom * largest)), case.dtype)
+    return round_to(as_float64(drawn) * (LARGEST[dtype] / (headroom * largest)), dtype)
 
 
 def differentiate(backend: Backend, inputs: SdpaInputs, grad_output: np.ndarray,

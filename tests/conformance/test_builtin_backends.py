@@ -12,7 +12,7 @@ import pytest
 
 from kqv.conformance import Backend, Declaration, check
 from kqv.conformance.profiles import profile as lookup_profile
-from kqv.conformance.gradients import CLAUSES as GRADIENTS
+from kqv.conformance.gradients import CLAUSES as GRADIENTS, MHA_CLAUSES
 from kqv.conformance.variants import VARIANTS
 from kqv.reference import scaled_dot_product_attention
 
@@ -34,11 +34,11 @@ def _outcome(report):
 @pytest.mark.parametrize(("target", "kind"), BUILTINS, ids=[f"{t}-{k}" for t, k in BUILTINS])
 def test_builtin_backend_passes_every_applicable_clause(target: str, kind: str, seed: int) -> None:
     # The gradient clauses at seed 0 only, to keep the suite lean (test_gradients.py checks each kernel's backward).
-    lean = {"backward": False} if kind == "sdpa" and seed else {}
+    lean = {"backward": False} if kind in ("sdpa", "mha") and seed else {}
     report, failed, skipped = _outcome(check(target, kind, profile="quick", seed=seed, **lean))
     assert not failed, failed
     assert skipped == EXPECTED_SKIPS[kind] | _undeclared_variants(report.variants if kind == "sdpa" else None) \
-        | (set(GRADIENTS) if lean else set())
+        | (set(GRADIENTS if kind == "sdpa" else MHA_CLAUSES) if lean else set())
     assert report.conformant
 
 

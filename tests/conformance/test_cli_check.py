@@ -144,7 +144,7 @@ def test_declaration_options_reach_a_function_target() -> None:
     (["check", "numpy", "--backward", "math:sqrt"], "not to the built-in backend 'numpy'"),
     (["check", "math:sqrt", "--backward", "math:no_such_backward"], "--backward: 'math' has no attribute"),
     (["check", "math:sqrt", "--backward"], "numpy.ndarray arrays cannot be differentiated"),
-    (["check", "math:sqrt", "--kind", "mha", "--backward"], "backward: the gradients are checked for kind sdpa"),
+    (["check", "math:sqrt", "--kind", "pe", "--backward"], "the gradients are checked for kinds sdpa and mha"),
 ])
 def test_usage_errors_exit_2_with_a_message_and_no_traceback(arguments: list[str], message: str) -> None:
     done = kqv(*arguments)

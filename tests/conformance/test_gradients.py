@@ -36,10 +36,11 @@ def test_without_the_declaration_every_gradient_clause_is_skipped() -> None:
     assert all("backward=False" in message for _, message in statuses.values())
 
 
-def test_the_declaration_is_for_sdpa_and_numpy_arrays_need_a_backward_callable() -> None:
+def test_the_declaration_is_for_sdpa_and_mha_and_numpy_arrays_need_a_backward_callable() -> None:
     assert Declaration().backward is False
-    with pytest.raises(ValueError, match="backward: the gradients are checked for kind sdpa"):
-        Declaration(kind="mha", backward=True)
+    assert Declaration(kind="mha", backward=True).backward is True
+    with pytest.raises(ValueError, match="backward: the gradients are checked for kinds sdpa and mha"):
+        Declaration(kind="pe", backward=True)
     with pytest.raises(ValueError, match="backward: numpy.ndarray arrays cannot be differentiated"):
         check(attention, "sdpa", backward=True)
     with pytest.raises(TypeError, match="backward: expected a callable"):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from kqv.reference.mha import concat_heads, split_heads
-from kqv.reference.prepare import prepare
+from kqv.reference.prepare import Prepared, prepare
 from kqv.reference.sdpa import attend
 from kqv.reference.stages import scores
 
@@ -14,17 +16,30 @@ from ...tolerance import Expectation, Precision, projection, row_exponent_error
 from .case import MhaInputs
 
 
-def mha_expectation(inputs: MhaInputs, precision: Precision, masked_rows: str = "zeros",
-                    alignment: str = "top-left", scale: float | None = None) -> Expectation:
-    """Reference output and bound of one ``mha`` call, the sdpa model carried through the projections.
+class Heads(NamedTuple):
+    """The heads of an ``mha`` call and their forward errors (:func:`heads_model`), float64: the pieces the output's
+    bound and the gradients' bound (:mod:`kqv.conformance.kinds.mha.backward_bound`) share."""
 
-    ``scale`` replaces the heads' ``1/sqrt(d_k)`` (clause ``mha.head``) when given: a departure's formula.
+    f64: dict[str, np.ndarray | None]  # every array of the call as float64, None where not given
+    query: np.ndarray  # (B, h, L, d_k)
+    e_query: np.ndarray  # (B, h, L, d_k): the error of the computed projection
+    key: np.ndarray  # (B, h, S, d_k)
+    e_key: np.ndarray  # (B, h, S, d_k)
+    value: np.ndarray  # (B, h, S, d_v)
+    e_value: np.ndarray  # (B, h, S, d_v)
+    call: Prepared  # the heads' sdpa call
+    inherited: np.ndarray  # (B, h, L, S): the error each score inherits from the projections
+    weights: np.ndarray  # (B, h, L, S): zeros on empty rows
+    keep: np.ndarray  # (B, h, L, S)
+    heads: np.ndarray  # (B, h, L, d_v): by the convention on empty rows
+    e_heads: np.ndarray  # (B, h, L, d_v)
 
-    Each projection ``x W + b`` is off by ``expm1((n + 2) u_a) (|x||W| + |b|) + u_s |y|``; a head's
-    scores then carry ``|s| (e_Q |K|^T + |Q| e_K^T + e_Q e_K^T)`` more error (added to ``D_i``) and
-    its output ``exp(2 D_i + c) P e_V`` more; the output projection carries the heads' error
-    through ``|W_O|``.
-    """
+
+def heads_model(inputs: MhaInputs, precision: Precision, masked_rows: str = "zeros", alignment: str = "top-left",
+                scale: float | None = None) -> Heads:
+    """The projections and heads of one ``mha`` call with their errors: each projection ``x W + b`` is off by
+    ``expm1((n + 2) u_a) (|x||W| + |b|) + u_s |y|``; a head's scores then carry ``|s| (e_Q |K|^T + |Q| e_K^T + e_Q
+    e_K^T)`` more error (added to ``D_i``) and its output ``exp(2 D_i + c) P e_V`` more."""
     f64 = {name: (None if a is None else as_float64(a)) for name, a in vars(inputs).items()
            if isinstance(a, np.ndarray) or a is None}
     h = inputs.num_heads
@@ -60,8 +75,22 @@ def mha_expectation(inputs: MhaInputs, precision: Precision, masked_rows: str = 
             row_err = np.expm1((S + 2) * precision.accumulation + precision.storage) \
                 * np.abs(value).mean(-2, keepdims=True) + e_value.mean(-2, keepdims=True)  # (B, h, 1, d_v)
         e_heads = np.where(empty[..., None], row_err, e_heads)
-    concat = concat_heads(heads)  # (B, L, h*d_v)
-    e_concat = concat_heads(e_heads)  # (B, L, h*d_v)
-    output, e_output = projection(concat, f64["w_o"], f64["b_o"], precision)  # (B, L, d_model)
-    e_output = e_output + np.nan_to_num(e_concat) @ np.abs(f64["w_o"])
-    return Expectation(output, np.nan_to_num(e_output, nan=0.0), weights, empty[:, 0], keep[:, 0])
+    return Heads(f64, query, e_query, key, e_key, value, e_value, call, inherited, weights, keep, heads, e_heads)
+
+
+def mha_expectation(inputs: MhaInputs, precision: Precision, masked_rows: str = "zeros",
+                    alignment: str = "top-left", scale: float | None = None) -> Expectation:
+    """Reference output and bound of one ``mha`` call, the sdpa model carried through the projections.
+
+    ``scale`` replaces the heads' ``1/sqrt(d_k)`` (clause ``mha.head``) when given: a departure's formula.
+
+    The heads and their errors are those of :func:`heads_model`; the output projection carries the heads' error
+    through ``|W_O|`` and adds its own.
+    """
+    model = heads_model(inputs, precision, masked_rows, alignment, scale)
+    concat = concat_heads(model.heads)  # (B, L, h*d_v)
+    e_concat = concat_heads(model.e_heads)  # (B, L, h*d_v)
+    output, e_output = projection(concat, model.f64["w_o"], model.f64["b_o"], precision)  # (B, L, d_model)
+    e_output = e_output + np.nan_to_num(e_concat) @ np.abs(model.f64["w_o"])
+    empty = ~np.any(model.keep, axis=-1)  # (B, h, L)
+    return Expectation(output, np.nan_to_num(e_output, nan=0.0), model.weights, empty[:, 0], model.keep[:, 0])

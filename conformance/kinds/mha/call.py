@@ -30,8 +30,9 @@ def arrays(inputs: MhaInputs) -> dict[str, np.ndarray]:
     return named
 
 
-def call(backend: Any, inputs: MhaInputs, layout: str = "contiguous") -> Invocation:
-    """``fn(x_q, x_kv, w_q, w_k, w_v, w_o, b_q, ..., *, num_heads, ...)`` with only the keywords the call needs."""
+def keywords(inputs: MhaInputs) -> dict[str, Any]:
+    """The keywords of the call: the biases given, ``num_heads``, and the mask and causal flag where the case has
+    them."""
     kwargs: dict[str, Any] = {f"b_{name}": getattr(inputs, f"b_{name}") for name in ALL_BIASES
                               if getattr(inputs, f"b_{name}") is not None}
     kwargs["num_heads"] = inputs.num_heads
@@ -39,8 +40,13 @@ def call(backend: Any, inputs: MhaInputs, layout: str = "contiguous") -> Invocat
         kwargs["attn_mask"] = inputs.attn_mask
     if inputs.is_causal:
         kwargs["is_causal"] = True
+    return kwargs
+
+
+def call(backend: Any, inputs: MhaInputs, layout: str = "contiguous") -> Invocation:
+    """``fn(x_q, x_kv, w_q, w_k, w_v, w_o, b_q, ..., *, num_heads, ...)`` with only the keywords the call needs."""
     try:
-        return invoke(backend, tuple(getattr(inputs, name) for name in NAMES), kwargs, NAMES, layout)
+        return invoke(backend, tuple(getattr(inputs, name) for name in NAMES), keywords(inputs), NAMES, layout)
     except BackendError as error:
         raise CheckFailure(str(error) + hint(error, features(inputs, layout)), cause=str(error)) from None
 

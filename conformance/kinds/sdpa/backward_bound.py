@@ -55,15 +55,19 @@ def weight_flush(precision: Precision) -> float:
     return max(2 * SMALLEST_NORMAL[accumulation], 2 * precision.underflow)
 
 
-def _weights(call: Prepared, precision: Precision) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def weight_errors(call: Prepared, precision: Precision,
+                  extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(P, keep, lambda)``: the exact weights ``(*batch, L, S)``, the kept keys and the log-error of a weight
-    ``lambda_i``, ``(*batch, L, 1)``, of the module docstring."""
+    ``lambda_i``, ``(*batch, L, 1)``, of the module docstring; ``extra`` ``(*batch, L)`` adds to each row's ``D_i``
+    (mha: the error its scores inherit from the projections)."""
     u_s, u_a = precision.storage, precision.accumulation
     keep = call.kept()
     sink = call.row_sinks()
     weights, _, lse = softmax_with_lse(masked_scores(call), sink=sink)  # (*batch, L, S), lse (*batch, L, 1)
     terms = call.S + (sink is not None)
     exponent = exponent_error(call.query, call.key, keep, call.biases(), call.scale, precision, call.softcap, sink)
+    if extra is not None:
+        exponent = exponent + extra
     kept = np.maximum(keep.sum(axis=-1, keepdims=True) + (sink is not None), 1)  # (*batch, L, 1): n_i
     magnitude = np.where(np.isfinite(lse), np.abs(lse), 0.0)
     log_error = 2 * exponent[..., None] + 6 * u_s + (4 * terms + 4) * u_a + 2 * u_s * (magnitude + np.log(kept))
@@ -128,18 +132,20 @@ def _to_input(call: Prepared, gradient: np.ndarray, shape: tuple[int, ...], mapp
 
 
 def backward_bound(call: Prepared, grad_output: np.ndarray, precision: Precision, expected: Gradients,
-                   key_shape: tuple[int, ...], value_shape: tuple[int, ...]) -> Gradients:
+                   key_shape: tuple[int, ...], value_shape: tuple[int, ...],
+                   extra: np.ndarray | None = None) -> Gradients:
     """The bound ``(B^dQ, B^dK, B^dV)`` of the module docstring, each of its input's shape, from a float64
     :class:`~kqv.reference.prepare.Prepared` call, ``dO (*batch, L, Ev)`` and the exact gradients ``expected``.
 
-    ``key_shape`` and ``value_shape`` are those of the key and value as given (before their heads were mapped).
+    ``key_shape`` and ``value_shape`` are those of the key and value as given (before their heads were mapped);
+    ``extra`` ``(*batch, L)``, if given, adds to each row's exponent error ``D_i`` (:func:`weight_errors`).
     ``sinks`` of the result is None: the gradient of the sink logits is not judged.
     """
     u_s, u_a, eta = precision.storage, precision.accumulation, precision.underflow
     omega = weight_flush(precision)
     s = abs(call.scale)
     L, S = call.L, call.S
-    weights, keep, log_error = _weights(call, precision)
+    weights, keep, log_error = weight_errors(call, precision, extra)
     F, Z = _score_errors(call, grad_output, weights, keep, log_error, precision)
     dO = np.abs(grad_output)  # (*batch, L, Ev)
     n_value = L * _copies(call.batch, tuple(value_shape[:-2]))
