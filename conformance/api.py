@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .backend import Backend
 from .contract import refusal
@@ -25,14 +25,16 @@ from .report.data import Report
 from .runner import Progress, run_backend
 
 
-def versions() -> dict[str, str]:
-    """The versions of what a report was measured with."""
+def versions(backends: Iterable[Backend] = ()) -> dict[str, str]:
+    """The versions of what a report was measured with: the libraries imported here, and those the adapters of
+    ``backends`` name (ONNX's are imported in the worker processes only)."""
     import sys
     from importlib import metadata
 
     found = {"python": platform.python_version(), "platform": f"{platform.system()} {platform.machine()}"}
+    named = {package for backend in backends for package in getattr(backend.adapter, "packages", ())}
     for package in ("kqv", "numpy", "hypothesis", "torch", "jax", "onnxruntime", "onnx", "ml_dtypes"):
-        if package in ("torch", "jax", "onnxruntime", "onnx") and package not in sys.modules:
+        if package in ("torch", "jax", "onnxruntime", "onnx") and package not in sys.modules and package not in named:
             continue  # only what this run used
         try:
             found[package] = metadata.version(package)
@@ -108,7 +110,7 @@ def check(fn: Callable[..., Any] | Backend | str, kind: str | None = None, *, pr
     else:
         targets = [run_backend(backend, profile, seed, clauses, progress, isolation=isolation, timeout=timeout)
                    for backend in backends]
-    report = Report(targets, profile, seed, versions=versions())
+    report = Report(targets, profile, seed, versions=versions(backends))
     return report if known is None else apply(report, known, [target_names(b) for b in backends])
 
 

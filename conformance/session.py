@@ -56,7 +56,8 @@ class Plan:
             targets = [run_backend(backend, self.profile, self.seed, self.clauses, progress, origin, self.replay,
                                    self.isolation, self.timeout)
                        for backend, origin in self.backends]
-        report = Report(targets, "replay" if self.replay else self.profile, self.seed, self.unavailable, versions())
+        report = Report(targets, "replay" if self.replay else self.profile, self.seed, self.unavailable,
+                        versions(backend for backend, _ in self.backends))
         if self.expected is not None:
             apply(report, self.expected, [target_names(backend) for backend, _ in self.backends])
         return report

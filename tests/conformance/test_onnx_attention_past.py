@@ -146,3 +146,16 @@ def test_a_wrong_split_fails_and_the_departure_is_named(runtime: str, split, nam
     [result] = target.clauses
     assert result.clause == clause and result.status == "failed", result
     assert named in result.message, result.message
+
+
+def test_a_report_names_the_onnx_version_although_only_its_workers_import_onnx() -> None:
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    script = ("import sys; from kqv.conformance.api import versions; from kqv.conformance.backends import builtin; "
+              "backend = builtin('onnx-reference-attention-past')['sdpa']; assert 'onnx' not in sys.modules; "
+              "print(versions([backend]).get('onnx'), versions().get('onnx'))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [metadata.version("onnx"), "None"]
