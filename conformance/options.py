@@ -222,8 +222,8 @@ class RunOption:
 RUN_OPTIONS: dict[str, RunOption] = {
     "kind": RunOption("kind", "the contract: sdpa (default for functions), mha or pe; for a built-in, only its backend "
                       "of that kind", None, KINDS),
-    "profile": RunOption("profile", "quick (seconds), ci (default, at most a minute per backend) or thorough "
-                         "(nightly)", "ci", tuple(PROFILES)),
+    "profile": RunOption("profile", "quick (seconds), ci (default, about a minute to a few per backend) or "
+                         "thorough (nightly)", "ci", tuple(PROFILES)),
     "seed": RunOption("seed", "seed of the generated cases (default 0)", 0, None, integer(0)),
     "arrays": RunOption("arrays", "the array type a function target takes and returns (default numpy)", "numpy", ARRAYS),
     "jobs": RunOption("jobs", "processes checking clauses at once (default: the cores available; the same "

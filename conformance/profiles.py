@@ -1,7 +1,7 @@
 """Profiles: how many examples each check draws, and how large they may be.
 
-``quick`` is a first look in seconds; ``ci`` (the default) keeps one backend within a minute on a
-2-core machine; ``thorough`` draws many more and larger examples, for nightly runs. Sizes are drawn
+``quick`` is a first look in seconds; ``ci`` (the default) takes about a minute to a few per backend on a 2-core
+machine (README, "Profiles"); ``thorough`` draws many more and larger examples, for nightly runs. Sizes are drawn
 small-first (hypothesis shrinks towards the smallest), with the profile's maxima reached now and then.
 
 Kernels work in tiles (16 to 512 rows or keys, 16 to 256 features) and break where a size crosses

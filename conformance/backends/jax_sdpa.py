@@ -1,11 +1,11 @@
 """``jax.nn.dot_product_attention`` as an ``sdpa`` backend.
 
-JAX lays attention out as ``(B, L, H, E)`` (batch, sequence, heads, features); the contract's
-``(..., L, E)`` maps to it with the leading dims as ``(B, H)`` (one dim: ``H = 1``; none:
-``B = H = 1``). With ``enable_gqa`` the key and value have fewer heads than the query, which JAX
-takes as grouped-query attention (query head ``n`` reads key/value head ``n // G``). A bool ``attn_mask`` is JAX's ``mask`` (True = attend), a float one its ``bias``,
-both broadcast to ``(B, H, L, S)``. float64 needs ``jax_enable_x64``, which the adapter turns on.
-JAX requires ``Ev = E``; its arrays have no strides, so non-contiguous inputs do not apply.
+JAX lays attention out as ``(B, L, H, E)`` (batch, sequence, heads, features); the contract's ``(..., L, E)`` maps to
+it with the leading dims as ``(B, H)`` (one dim: ``H = 1``; none: ``B = H = 1``). With ``enable_gqa`` the key and
+value have fewer heads than the query, which JAX takes as grouped-query attention (query head ``n`` reads key/value
+head ``n // G``). A bool ``attn_mask`` is JAX's ``mask`` (True = attend), a float one its ``bias``, both broadcast to
+``(B, H, L, S)``. float64 needs ``jax_enable_x64``, which the adapter turns on. JAX requires ``Ev = E``; its arrays
+have no strides, so non-contiguous inputs do not apply.
 
 Measured with jax 0.10 on CPU, two known departures:
 

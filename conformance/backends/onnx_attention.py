@@ -231,5 +231,6 @@ def backend(runtime: str) -> Backend:
                               conventions=(("layout", "(B, H, L, E), mapped from (..., L, E)"),
                                            ("mask polarity", "True = attend")))
     name = "onnxruntime-attention-cpu" if runtime == "onnxruntime" else "onnx-reference-attention"
+    where = "onnxruntime, CPU provider" if runtime == "onnxruntime" else "onnx.reference.ReferenceEvaluator"
     return Backend(name, attention(runtime), declaration, OnnxAdapter(packages(runtime)),
-                   description=f"ONNX Attention (opset 23; 24 with key lengths, 25 with a window) on {'onnxruntime, CPU provider' if runtime == 'onnxruntime' else 'onnx.reference.ReferenceEvaluator'}")
+                   description=f"ONNX Attention (opset 23; 24 with key lengths, 25 with a window) on {where}")

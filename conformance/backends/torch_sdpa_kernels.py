@@ -5,26 +5,24 @@ On CPU: the math kernel (``MATH``, plain tensor operations) and the fused one
 ``EFFICIENT_ATTENTION`` and ``CUDNN_ATTENTION``. A pinned kernel refuses what it cannot do
 ("No available kernel") instead of falling back, so each declares its own limits.
 
-Measured with torch 2.13 on CPU: the fused kernel takes only 4-D inputs ``(B, H, L, E)`` with
-``Ev = E``, and only inputs whose last dimension has unit stride (the dispatcher sends other
-inputs to the math kernel; pinned, they fail: a known departure from ``impl.strided-inputs``);
-both CPU kernels take ``enable_gqa``. The fused CPU kernel's lse (``return_lse=True``) comes from the
-op it runs, ``torch.ops.aten._scaled_dot_product_flash_attention_for_cpu``, which returns ``(output,
-logsumexp)``: the natural-log lse in the layout ``(B, H, L)``, float32 for float16 and bfloat16
-inputs and the inputs' dtype otherwise; it takes grouped heads as they come and only float masks
-(a bool mask goes in as 0 / ``-inf``), and gives a row with no kept key the lse 0 (a known
-departure from ``lse.empty-row``; its output row is 0). It declares ``lse`` with two more measured departures
-(torch 2.13), both from the vectorised exponential of the kernel, which each full vector of 16 keys goes through (torch's
-AVX-512 build, ``torch.backends.cpu.get_cpu_capability()``; the keys left over take a scalar ``exp``). For float16 and bfloat16 inputs that exponential is an approximation accurate to
-the storage dtype (torch's ``fexp_u20``: ``exp(0)`` comes back 0.99995), which the half-precision output absorbs
-but which leaves the float32 lse low by about 5e-5 (``log 16`` comes back 2.7725353 for 2.7725887 with every
-score 0), 10 to 20 times the lse's bound: a departure from ``lse.definition`` at those dtypes. At float32 it gives 0
-for every result below ``2^-125``, the lowest binade of the normal numbers (``exp(-87.0)``, 1.6e-38, is 0 in a row
-of 32 keys): a weight there comes back 0 in ``lse.weights``, which allows a flush below the smallest normal
-only. The CUDA declarations follow torch's documented constraints
-and were not measured here (no GPU): flash declares ``enable_gqa`` (its dispatcher admits grouped
-heads); the efficient and cuDNN kernels do not, which skips the ``gqa.*`` clauses rather than risk
-false alarms on a kernel nobody here could run.
+Measured with torch 2.13 on CPU: the fused kernel takes only 4-D inputs ``(B, H, L, E)`` with ``Ev = E``, and only
+inputs whose last dimension has unit stride (the dispatcher sends other inputs to the math kernel; pinned, they fail:
+a known departure from ``impl.strided-inputs``); both CPU kernels take ``enable_gqa``. The fused CPU kernel's lse
+(``return_lse=True``) comes from the op it runs, ``torch.ops.aten._scaled_dot_product_flash_attention_for_cpu``, which
+returns ``(output, logsumexp)``: the natural-log lse in the layout ``(B, H, L)``, float32 for float16 and bfloat16
+inputs and the inputs' dtype otherwise; it takes grouped heads as they come and only float masks (a bool mask goes in
+as 0 / ``-inf``), and gives a row with no kept key the lse 0 (a known departure from ``lse.empty-row``; its output row
+is 0). It declares ``lse`` with two more measured departures (torch 2.13), both from the vectorised exponential of the
+kernel, which each full vector of 16 keys goes through (torch's AVX-512 build,
+``torch.backends.cpu.get_cpu_capability()``; the keys left over take a scalar ``exp``). For float16 and bfloat16
+inputs that exponential is an approximation accurate to the storage dtype (torch's ``fexp_u20``: ``exp(0)`` comes back
+0.99995), which the half-precision output absorbs but which leaves the float32 lse low by about 5e-5 (``log 16`` comes
+back 2.7725353 for 2.7725887 with every score 0), 10 to 20 times the lse's bound: a departure from ``lse.definition``
+at those dtypes. At float32 it gives 0 for every result below ``2^-125``, the lowest binade of the normal numbers
+(``exp(-87.0)``, 1.6e-38, is 0 in a row of 32 keys): a weight there comes back 0 in ``lse.weights``, which allows a
+flush below the smallest normal only. The CUDA declarations follow torch's documented constraints and were not
+measured here (no GPU): flash declares ``enable_gqa`` (its dispatcher admits grouped heads); the efficient and cuDNN
+kernels do not, which skips the ``gqa.*`` clauses rather than risk false alarms on a kernel nobody here could run.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Running the backend under test in a worker process, so that a crash or a hang fails one case, not the run.
 
-Workers are forked by the zygote process (:mod:`~kqv.conformance.executors.zygote`, :mod:`~kqv.conformance.executors.worker`) that has loaded the
-backend: one on the first case and one after each death, in milliseconds. A case that kills its worker fails with the
-signal named (or the exit status); a call that does not return within ``timeout`` seconds fails
-with that, and the worker is killed. The parent keeps hypothesis, the shrinking and the report, so
-every candidate of the shrinking runs in a live worker.
+Workers are forked by the zygote process (:mod:`~kqv.conformance.executors.zygote`,
+:mod:`~kqv.conformance.executors.worker`) that has loaded the backend: one on the first case and one after each death,
+in milliseconds. A case that kills its worker fails with the signal named (or the exit status); a call that does not
+return within ``timeout`` seconds fails with that, and the worker is killed. The parent keeps hypothesis, the
+shrinking and the report, so every candidate of the shrinking runs in a live worker.
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ class WorkerDied(Exception):
 
 
 class Isolated:
-    """An executor whose backend runs in a worker process forked by the :func:`~kqv.conformance.executors.zygote.shared` zygote; ``timeout``
-    seconds per call (0: none)."""
+    """An executor whose backend runs in a worker process forked by the
+    :func:`~kqv.conformance.executors.zygote.shared` zygote; ``timeout`` seconds per call (0: none)."""
 
     def __init__(self, backend: Backend, timeout: float) -> None:
         self.payload = payload_of(backend)

@@ -17,7 +17,7 @@ from ..declaration import Declaration
 from ..dtypes import bfloat16_missing
 from ..executors.capture import Captured
 from ..executors.outcome import Outcome, run_case
-from ..gradients import CLAUSES as SDPA_GRADIENT_CLAUSES, MHA_CLAUSES
+from ..gradients import ALL_CLAUSES as GRADIENT_CLAUSES  # a file holds forward outputs: no gradient
 from ..kinds.base import Case
 from ..profiles import profile as lookup_profile
 from ..registry import Check, Context
@@ -31,7 +31,6 @@ IN_MEMORY = {
     "impl.inputs-unmodified": "judged on the input arrays in memory after the call (kqv check)",
     "impl.strided-inputs": "judged on strided and expanded arrays in memory (kqv check): files are contiguous",
 }
-GRADIENT_CLAUSES = SDPA_GRADIENT_CLAUSES + MHA_CLAUSES  # a file holds forward outputs: no gradient
 FORWARD_ONLY = ("an export holds forward outputs: the gradients are judged on a differentiable call in memory "
                 "(kqv check --backward)")
 

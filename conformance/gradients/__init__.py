@@ -28,8 +28,9 @@ CLAUSES = ("gradient.value", "gradient.weights", "gradient.scores", "gradient.qu
            "gradient.masked-row", "gradient.accuracy", "gradient.linearity", "gradient.unkept-key", "gradient.causal",
            "gradient.group-sum", "gradient.inputs-unmodified", "gradient.determinism")
 MHA_CLAUSES = ("mha.gradient.inputs", "mha.gradient.weights")  # the mha facet (kqv.conformance.kinds.mha.gradients)
+ALL_CLAUSES = CLAUSES + MHA_CLAUSES  # every clause that judges a backward pass
 CHECKS = ("kqv.conformance.gradients.accuracy", "kqv.conformance.gradients.properties",
           "kqv.conformance.gradients.implementation",
           "kqv.conformance.kinds.mha.gradients")  # the modules that register the checks
 
-__all__ = ["CHECKS", "CLAUSES", "MHA_CLAUSES"]
+__all__ = ["ALL_CLAUSES", "CHECKS", "CLAUSES", "MHA_CLAUSES"]

@@ -99,10 +99,10 @@ def expectation(backend: Backend, inputs: SdpaInputs, grad_output: np.ndarray,
 
 def agree_gradient(name: str, got: np.ndarray, expected: np.ndarray, bound: np.ndarray, dtype: str,
                    about: str = "") -> None:
-    """Raise :class:`~kqv.conformance.registry.CheckFailure` unless gradient ``name`` is within ``bound`` of ``expected``. Where the reference is
-    NaN (the ``dQ`` row of a row that keeps no key under the ``nan`` convention) the clause asks nothing; where
-    ``|expected| + bound`` reaches the largest finite number of ``dtype``, the gradient rounds to infinity in it, and
-    an infinity of the expected sign agrees."""
+    """Raise :class:`~kqv.conformance.registry.CheckFailure` unless gradient ``name`` is within ``bound`` of
+    ``expected``. Where the reference is NaN (the ``dQ`` row of a row that keeps no key under the ``nan`` convention)
+    the clause asks nothing; where ``|expected| + bound`` reaches the largest finite number of ``dtype``, the gradient
+    rounds to infinity in it, and an infinity of the expected sign agrees."""
     free = np.isnan(expected)
     with np.errstate(invalid="ignore"):
         overflows = np.isinf(got) & (np.abs(expected) + bound >= LARGEST[dtype]) & (np.sign(got) == np.sign(expected))

@@ -4,14 +4,13 @@ with a case that replays; the same Function without a bug passes every gradient 
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from broken import backward  # noqa: E402 - after the importorskip
-from kqv.conformance import check, replay  # noqa: E402
+from caught import assert_caught  # noqa: E402
+from kqv.conformance import check  # noqa: E402
 from kqv.conformance.gradients import CLAUSES  # noqa: E402
 
 BROKEN = [(name, getattr(backward, name)) for name in sorted(vars(backward))
@@ -33,10 +32,4 @@ def test_the_function_without_a_bug_passes_every_gradient_clause() -> None:
 
 @pytest.mark.parametrize(("name", "fn"), BROKEN, ids=[name for name, _ in BROKEN])
 def test_a_broken_backward_fails_its_clause(name: str, fn) -> None:
-    report = check(fn, "sdpa", profile="quick", arrays="torch", clauses=[fn.breaks], name=name, **fn.declaration)
-    [result] = report.targets[0].clauses
-    assert result.status == "failed", f"{name} was not caught on {fn.breaks}: {result.message}"
-    failing = next(d for d in result.dtypes if d.status == "failed" and d.case)
-    again = replay(fn, "sdpa", clause=fn.breaks, case=failing.case, arrays="torch", name=name, **fn.declaration)
-    assert again.targets[0].clauses[0].status == "failed", "the reported case does not reproduce the failure"
-    assert json.loads(failing.case)["kind"] == "sdpa" and "--replay" in result.reproduce
+    assert_caught(fn, "sdpa", profile="quick", arrays="torch")
