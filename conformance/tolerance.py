@@ -12,7 +12,10 @@ Two unit roundoffs describe an implementation: ``u_s`` of the storage dtype (its
 and any intermediate it stores: scaled inputs, scores, weights) and ``u_a`` of its accumulation
 (sums, dot products, the running max and sum of an online softmax). For float16 and bfloat16,
 ``u_a`` is float32's unless the backend declares ``accumulation="dtype"``; for float32 and
-float64 both are the dtype's. ``eta_s`` is half the subnormal spacing of the storage dtype.
+float64 both are the dtype's. ``eta_s`` is the absolute error of one result lost to underflow: half
+the subnormal spacing of the storage dtype, or the smallest normal number of the accumulation
+precision where that is larger, since a kernel may flush results below it to zero (XLA on the CPU
+does, in float32 and float64; so does CUDA code built with ``-ftz``).
 
 For one query row i with kept keys j (``A_ij = |s| sum_e |q_ie||k_je|``, scores
 ``x_ij = s q_i.k_j + M_ij``, row max ``m_i``), every exponent a kernel feeds to ``exp`` is off by at most
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dtypes import UNDERFLOW, UNIT_ROUNDOFF
+from .dtypes import SMALLEST_NORMAL, UNDERFLOW, UNIT_ROUNDOFF
 
 @dataclass(frozen=True)
 class Precision:
@@ -44,8 +47,8 @@ class Precision:
     @classmethod
     def of(cls, dtype: str, accumulation: str = "float32") -> "Precision":
         storage = UNIT_ROUNDOFF[dtype]
-        wide = storage if accumulation == "dtype" else min(storage, UNIT_ROUNDOFF["float32"])
-        return cls(dtype, storage, wide, UNDERFLOW[dtype])
+        summed = dtype if accumulation == "dtype" or storage < UNIT_ROUNDOFF["float32"] else "float32"
+        return cls(dtype, storage, UNIT_ROUNDOFF[summed], max(UNDERFLOW[dtype], SMALLEST_NORMAL[summed]))
 
 
 @dataclass(frozen=True)

@@ -186,12 +186,13 @@ accuracy = Clause(
         "B_ic = expm1(2 D_i + 4 u_s + (4 S + 4) u_a) sum_j P_ij |V_jc| + u_s |O*_ic| + 2 eta_s (sum_j |V_jc| + S + 1), "
         "D_i = max_j [(E + 2) u_a s sum_e |Q_ie||K_je| + 6 u_s (s sum_e |Q_ie||K_je| + |M_ij|) + 3 u_s |A_ij - max_k A_ik|], "
         "u_s the unit roundoff of the dtype, u_a that of the accumulation (float32 for float16 and bfloat16 unless "
-        "declared), eta_s half the dtype's subnormal spacing, j and k over the kept keys."
+        "declared), eta_s the underflow of one result (half the dtype's subnormal spacing, or the smallest normal "
+        "number of the accumulation where a kernel may flush below it), j and k over the kept keys."
     ),
     expr=sympy.Le(sympy.Abs(O[i, c] - _exact[i, c]), _bound),
     section=SECTION[0],
     symbols={"u_s": "unit roundoff of the storage dtype", "u_a": "unit roundoff of the accumulation",
-             "eta_s": "half the subnormal spacing of the dtype", "O^*": "exact output", "A": "scores (mask included)",
+             "eta_s": "underflow of one result", "O^*": "exact output", "A": "scores (mask included)",
              "P": "weights", "M": "additive mask"},
 )
 

@@ -37,7 +37,6 @@ from kqv.reference.prepare import Prepared
 from kqv.reference.sdpa import masked_scores
 from kqv.reference.stages import scores, softmax_with_lse
 
-from ...dtypes import SMALLEST_NORMAL, UNIT_ROUNDOFF
 from ...tolerance import Precision
 from .bound import exponent_error
 
@@ -47,12 +46,10 @@ def _transposed(x: np.ndarray) -> np.ndarray:
 
 
 def weight_flush(precision: Precision) -> float:
-    """``omega``: the absolute error of one weight lost to underflow. A kernel may flush a weight below the smallest
-    normal number of its accumulation precision to 0 (XLA on the CPU does; torch's vectorised ``exp`` gives 0 below
-    ``2^-125``, one binade above float32's), so ``omega`` is twice that number, or ``2 eta_s`` where the storage
-    dtype's subnormal spacing is coarser."""
-    accumulation = next(name for name, u in UNIT_ROUNDOFF.items() if u == precision.accumulation)
-    return max(2 * SMALLEST_NORMAL[accumulation], 2 * precision.underflow)
+    """``omega``: the absolute error of one weight lost to underflow, ``2 eta_s``. ``eta_s`` covers a kernel that
+    flushes results below the smallest normal number of its accumulation precision to 0 (XLA on the CPU does;
+    torch's vectorised ``exp`` gives 0 below ``2^-125``, one binade above float32's, hence the 2)."""
+    return 2 * precision.underflow
 
 
 def weight_errors(call: Prepared, precision: Precision,
