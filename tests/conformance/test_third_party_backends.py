@@ -165,20 +165,25 @@ def test_torch_sdpa_gives_zeros_on_a_fully_masked_row() -> None:
     assert np.all(out.numpy()[:, 1] == 0)
 
 
-def test_torch_bfloat16_bmm_spreads_a_nan_row_as_declared() -> None:
-    """The finding behind torch-mha-eval-weights' bfloat16 departure; if torch fixes it, drop the declaration."""
+def test_torch_bfloat16_bmm_spreads_a_nan_row_where_declared() -> None:
+    """The finding behind torch-mha-eval-weights' bfloat16 departure. It depends on the CPU: torch sends bfloat16
+    matmuls to oneDNN where the CPU has AVX-512, and that kernel spreads a NaN row (Intel Xeon and an AVX-512 AMD EPYC
+    measured); an AVX2-only CPU (AMD EPYC measured) keeps it in its row. The declared departure must xfail where the
+    kernel spreads and xpass where it does not, never fail; if torch fixes the kernel, drop the declaration."""
     generator = torch.Generator().manual_seed(0)
     weights = torch.softmax(torch.randn(3, 37, 37, generator=generator), -1)
     weights[:, ::2] = float("nan")  # the rows of fully masked queries
     values = torch.randn(3, 37, 1, generator=generator)
     clean = {dtype: torch.isnan(torch.bmm(weights.to(dtype), values.to(dtype))[:, 1::2]).sum().item()
              for dtype in (torch.float32, torch.bfloat16)}
-    assert clean[torch.float32] == 0 and clean[torch.bfloat16] > 0, clean
+    assert clean[torch.float32] == 0, clean
     case = ('{"B": 3, "L": 37, "S": 37, "biases": [], "d_k": 1, "d_model": 1, "d_v": 1, "dtype": "bfloat16", '
             '"empty_rows": true, "is_causal": false, "kind": "mha", "mask": "bool", "mask_batch": false, '
             '"num_heads": 1, "seed": 0, "self_attention": true, "weights": "normal"}')
     [result] = replay("torch-mha-eval-weights", clause="mask.fully-masked-row", case=case).targets[0].clauses
-    assert result.status == "xfailed" and "torch.bmm" in result.message, result.message
+    spreads = clean[torch.bfloat16] > 0
+    assert result.status == ("xfailed" if spreads else "xpassed") and "torch.bmm" in result.message, \
+        (clean, result.message)
 
 
 @pytest.mark.parametrize("engine", ["onnxruntime", "reference"])
