@@ -14,7 +14,7 @@ import numpy as np
 from kqv.reference.sdpa import masked_scores
 
 from ...compare import mismatch
-from ...dtypes import SMALLEST_NORMAL, name_of, round_to
+from ...dtypes import name_of, round_to
 from ...kinds.sdpa.bound import lse_expectation, prepared
 from ...kinds.sdpa.call import expectation, output_and_lse
 from ...kinds.sdpa.case import MASKS, VALUES, SdpaInputs
@@ -88,9 +88,9 @@ def weights(backend, case, context):
         rebuilt = np.where(rows, np.exp(x - lse), 0.0)  # (..., L, n): exp(x_ij - lse_i), 0 at dropped keys
     n = picked.size
     reference = np.broadcast_to(judged.weights[..., picked], rebuilt.shape)  # (..., L, n): p_ij
-    flushed = np.where(reference < SMALLEST_NORMAL[case.dtype], SMALLEST_NORMAL[case.dtype], 0.0)  # may come back 0
+    # judged.bound already lets a weight below the accumulation's smallest normal come back 0 (2 eta_s per weight)
     bound = np.broadcast_to(judged.bound, got.shape)[..., :n] + reference * np.expm1(lse_error[..., None]) \
-        + 2 * UNIT * reference + flushed
+        + 2 * UNIT * reference
     agree(np.where(rows, got[..., :n], 0.0), rebuilt, np.where(rows, bound, 0.0),
           what=f"the output with V picking out keys {picked.tolist()} (against exp(x_ij - lse_i), the lse of the call)")
 

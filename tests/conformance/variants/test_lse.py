@@ -58,3 +58,17 @@ def test_a_correct_lse_passes_every_lse_clause() -> None:
                    clauses=["lse.definition", "lse.weights", "lse.empty-row", "lse.combine", "attention.sdpa"],
                    isolation=False)
     assert report.conformant, [c.message for c in report.targets[0].clauses if c.status != "passed"]
+
+
+def _flushing_float16_output(output: np.ndarray, lse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The output stored with float16's subnormals (below 2^-14) flushed to 0, as a kernel that accumulates in float32
+    may not: kqv's eta_s for float16 summed in float32 is half float16's subnormal spacing, 2^-25."""
+    return np.where(np.abs(output) < 2.0**-14, np.zeros_like(output), output), lse
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_float16_output_with_its_subnormals_flushed_fails_lse_weights(seed: int) -> None:
+    report = check(_returning(_flushing_float16_output), "sdpa", profile="ci", lse=True, clauses=["lse.weights"],
+                   dtypes=("float16",), isolation=False, seed=seed)
+    (clause,) = report.targets[0].clauses
+    assert clause.status == "failed", clause.message
