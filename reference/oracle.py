@@ -35,7 +35,8 @@ DEFAULT_DPS = 50
 
 def to_float64(x: Any) -> float:
     """Round the mpmath number ``x`` to the nearest float64 (ties to even; subnormals and overflow included)."""
-    x = mpmath.mpf(x)
+    if not isinstance(x, mpmath.mpf):
+        x = mpmath.mpf(x)  # an mpf is kept whole: mpf(x) would round it to the context's 53 bits, then again below
     if mpmath.isnan(x):
         return float("nan")
     if mpmath.isinf(x):
