@@ -15,17 +15,13 @@ import io
 import re
 import shlex
 import tomllib
-from pathlib import Path
 
 import pytest
+from docs_pages import DOCS, PAGES, ROOT, without_fenced_blocks
 
 from kqv.conformance.backends import BUILTINS
 from kqv.conformance.cli import build_parser
 from kqv.spec import CLAUSES
-
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs"
-PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
 
 PLACEHOLDERS = {"N": "1", "FILE": "report.json", "TARGET": "numpy", "ID": "attention.accuracy", "<target>": "numpy",
                 "<id>": "attention.accuracy"}
@@ -40,7 +36,7 @@ def commands(text: str) -> list[str]:
         for line in block.replace("\\\n", " ").splitlines():
             line = re.sub(r"(^|\s)#.*", "", line)  # a comment, which may hold a ';'
             found += [" ".join(part.split()) for part in re.split(r"&&|;|\|", line)]
-    prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)  # every fenced block is gone: inline code only
+    prose = without_fenced_blocks(text)  # inline code only
     found += [" ".join(span.split()) for span in INLINE.findall(prose)]
     return [command for command in found if re.match(r"(\S*/)?(kqv|pytest) ", command)]
 

@@ -11,10 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
+from docs_pages import PAGES, ROOT, without_fenced_blocks
 
-ROOT = Path(__file__).resolve().parents[2]
-PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
-FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 CODE_SPAN = re.compile(r"`[^`]*`")
 
 
@@ -26,7 +24,7 @@ def cells(row: str) -> int:
 
 def tables(text: str) -> list[tuple[int, list[str]]]:
     """Each table of a page, as (line of its header, its lines); fenced blocks are not tables."""
-    text = FENCE.sub(lambda block: "\n" * block.group().count("\n"), text)  # keeps line numbers
+    text = without_fenced_blocks(text)
     found: list[tuple[int, list[str]]] = []
     current: list[str] = []
     for number, line in enumerate([*text.splitlines(), ""], start=1):
